@@ -1,0 +1,24 @@
+"""steprl environments: Gymnasium's API with text in and text out.
+
+>>> import envs
+>>> env = envs.make("textworld/coin_collector-v0", split="test")
+>>> obs, info = env.reset(seed=0)
+>>> obs, reward, terminated, truncated, info = env.step(info["admissible_actions"][0])
+
+See ``ARCHITECTURE.md`` (Environment contract) and ``docs/custom-environments.md``.
+"""
+
+from envs.checker import EnvContractError, check_env
+from envs.core import INVALID_ACTION_OBS, RESET_INFO_KEYS, SPLITS, STEP_INFO_KEYS, TextEnv, TextSpace
+from envs.registration import ENTRY_POINT_GROUP, EnvFactory, EnvSpec, load_plugins, make, make_fn, register, registry, spec
+from envs.vector import TextVectorEnv
+from envs.wrappers import ActionHistory, TimeLimit
+
+__all__ = [
+    "TextEnv", "TextSpace", "SPLITS", "RESET_INFO_KEYS", "STEP_INFO_KEYS", "INVALID_ACTION_OBS",
+    "make", "make_fn", "EnvFactory", "register", "registry", "spec", "EnvSpec", "load_plugins", "ENTRY_POINT_GROUP",
+    "check_env", "EnvContractError", "TextVectorEnv", "TimeLimit", "ActionHistory",
+]
+
+# Built-in families register themselves on import (cheap: games load lazily).
+import envs.textworld  # noqa: E402,F401

@@ -1,0 +1,268 @@
+"""Vector env: step many text envs in one call, in-process or in worker processes.
+
+Text observations do not stack into arrays, and multi-turn rollouts need
+envs to drop out one by one as their episodes end, so this is not
+Gymnasium's ``VectorEnv``: ``step`` takes one action per env, or ``None`` to
+leave that env alone this turn, and nothing auto-resets.
+
+An env that raises ends its episode, not the run: its step returns
+``truncated=True`` with ``info["env_error"]`` set and ``success=False``; the env
+is rebuilt before its next reset. A worker process that dies is restarted the
+same way, and all of its envs' episodes end as truncated.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium
+import numpy as np
+
+__all__ = ["TextVectorEnv", "StepResult"]
+
+EnvFn = Callable[[], gymnasium.Env]
+StepResult = tuple[str, float, bool, bool, dict]
+
+
+def _crash_result(exc: BaseException | str) -> StepResult:
+    message = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    info = {"env_error": message, "valid_action": False, "success": False, "anchor": "", "admissible_actions": None}
+    return "", 0.0, False, True, info
+
+
+class _EnvSlot:
+    """One env plus the rule 'an exception ends the episode and rebuilds the env'."""
+
+    def __init__(self, env_fn: EnvFn):
+        self.env_fn = env_fn
+        self.env: gymnasium.Env | None = None
+
+    def reset(self, seed: int | None, options: dict | None) -> tuple[str, dict]:
+        if self.env is None:
+            self.env = self.env_fn()
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action: str) -> StepResult:
+        try:
+            return self.env.step(action)
+        except Exception as exc:  # the env crashed: end this episode, keep the run
+            try:
+                self.env.close()
+            except Exception:
+                pass
+            self.env = None
+            result = _crash_result(exc)
+            result[4]["env_traceback"] = traceback.format_exc(limit=5)
+            return result
+
+    def call(self, name: str, args: tuple, kwargs: dict) -> Any:
+        if self.env is None:
+            self.env = self.env_fn()
+        return getattr(self.env.unwrapped, name)(*args, **kwargs)
+
+    def close(self) -> None:
+        if self.env is not None:
+            self.env.close()
+            self.env = None
+
+
+def _worker(conn, env_fns: list[EnvFn]) -> None:
+    slots = [_EnvSlot(fn) for fn in env_fns]
+    try:
+        while True:
+            cmd, payload = conn.recv()
+            if cmd == "reset":
+                out = []
+                for i, seed, options in payload:
+                    try:
+                        out.append((True, slots[i].reset(seed, options)))
+                    except Exception as exc:
+                        out.append((False, f"{type(exc).__name__}: {exc}"))
+                conn.send(out)
+            elif cmd == "step":
+                conn.send([slots[i].step(action) for i, action in payload])
+            elif cmd == "call":
+                name, args, kwargs = payload
+                conn.send([slot.call(name, args, kwargs) for slot in slots])
+            elif cmd == "close":
+                for slot in slots:
+                    slot.close()
+                conn.send(None)
+                return
+    except (EOFError, KeyboardInterrupt):
+        return
+
+
+class _Worker:
+    def __init__(self, ctx, env_fns: list[EnvFn]):
+        self.ctx, self.env_fns = ctx, env_fns
+        self._start()
+
+    def _start(self) -> None:
+        self.conn, child = self.ctx.Pipe()
+        self.process = self.ctx.Process(target=_worker, args=(child, self.env_fns), daemon=True)
+        self.process.start()
+        child.close()
+
+    def request(self, cmd: str, payload: Any) -> Any:
+        """Send a command; ``None`` if the worker died (it is restarted)."""
+        try:
+            self.conn.send((cmd, payload))
+            return self.conn.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError, OSError):
+            self.restart()
+            return None
+
+    def restart(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(timeout=5)
+        self._start()
+
+    def close(self) -> None:
+        try:
+            self.conn.send(("close", None))
+            self.conn.recv()
+        except Exception:
+            pass
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+class TextVectorEnv:
+    """Many text envs behind one call.
+
+    Args:
+        env_fns: one zero-argument constructor per env (picklable when
+            ``num_workers > 0``, e.g. ``envs.make_fn("textworld/simple-v0", split="test")``).
+        num_workers: 0 runs every env in this process; N > 0 spreads them over
+            N worker processes (contiguous chunks).
+        context: multiprocessing start method for workers.
+
+    Example:
+        >>> venv = TextVectorEnv([envs.make_fn("textworld/simple-v0")] * 4, num_workers=2)
+        >>> obs, infos = venv.reset(seeds=[0, 1, 2, 3], options=[{"task": i} for i in range(4)])
+        >>> obs, rewards, terminated, truncated, infos = venv.step(["look", None, "go east", "inventory"])
+    """
+
+    def __init__(self, env_fns: Sequence[EnvFn], num_workers: int = 0, context: str = "spawn"):
+        if not env_fns:
+            raise ValueError("TextVectorEnv needs at least one env_fn")
+        if num_workers < 0:
+            raise ValueError(f"num_workers={num_workers} must be >= 0")
+        self.num_envs = len(env_fns)
+        self.num_workers = min(num_workers, self.num_envs)
+        if self.num_workers == 0:
+            self._slots = [_EnvSlot(fn) for fn in env_fns]
+            self._workers: list[_Worker] = []
+        else:
+            chunks = np.array_split(np.arange(self.num_envs), self.num_workers)
+            ctx = mp.get_context(context)
+            self._workers = [_Worker(ctx, [env_fns[i] for i in chunk]) for chunk in chunks]
+            self._where = [(w, j) for w, chunk in enumerate(chunks) for j in range(len(chunk))]
+
+    # -- routing --------------------------------------------------------------
+    def _dispatch(self, cmd: str, items: dict[int, tuple]) -> dict[int, Any]:
+        """Run ``cmd`` on the envs in ``items`` (index → args); results by index."""
+        if not self._workers:
+            method = _EnvSlot.reset if cmd == "reset" else _EnvSlot.step
+            out = {}
+            for i, args in items.items():
+                if cmd == "reset":
+                    try:
+                        out[i] = (True, method(self._slots[i], *args))
+                    except Exception as exc:
+                        out[i] = (False, f"{type(exc).__name__}: {exc}")
+                else:
+                    out[i] = method(self._slots[i], *args)
+            return out
+        per_worker: dict[int, list[tuple[int, tuple]]] = {}
+        for i, args in items.items():
+            w, j = self._where[i]
+            per_worker.setdefault(w, []).append((i, (j, *args)))
+        for w, batch in per_worker.items():  # send all first: workers run in parallel
+            try:
+                self._workers[w].conn.send((cmd, [args for _, args in batch]))
+            except (BrokenPipeError, OSError):
+                pass
+        out = {}
+        for w, batch in per_worker.items():
+            worker = self._workers[w]
+            try:
+                results = worker.conn.recv()
+            except (EOFError, ConnectionResetError, OSError):
+                worker.restart()
+                dead = f"env worker process {w} died"
+                results = [(False, dead) if cmd == "reset" else _crash_result(dead) for _ in batch]
+            for (i, _), result in zip(batch, results):
+                out[i] = result
+        return out
+
+    # -- API ------------------------------------------------------------------
+    def reset(
+        self,
+        seeds: Sequence[int | None] | None = None,
+        options: Sequence[dict | None] | None = None,
+        indices: Sequence[int] | None = None,
+    ) -> tuple[list[str], list[dict]]:
+        """Reset the envs at ``indices`` (all by default); returns their (obs, info) lists.
+
+        Raises ``RuntimeError`` naming the env if one fails to reset.
+        """
+        indices = list(range(self.num_envs)) if indices is None else list(indices)
+        seeds = [None] * len(indices) if seeds is None else list(seeds)
+        options = [None] * len(indices) if options is None else list(options)
+        if not len(seeds) == len(options) == len(indices):
+            raise ValueError(f"reset got {len(indices)} indices, {len(seeds)} seeds and {len(options)} options")
+        results = self._dispatch("reset", {i: (s, o) for i, s, o in zip(indices, seeds, options)})
+        obs, infos = [], []
+        for i in indices:
+            ok, value = results[i]
+            if not ok:
+                raise RuntimeError(f"env {i} failed to reset: {value}")
+            obs.append(value[0])
+            infos.append(value[1])
+        return obs, infos
+
+    def step(self, actions: Sequence[str | None]):
+        """Step every env whose action is not ``None``.
+
+        Returns ``(obs, rewards, terminated, truncated, infos)``; entries of
+        skipped envs are ``None`` / 0 / False / False / ``None``.
+        """
+        if len(actions) != self.num_envs:
+            raise ValueError(f"step got {len(actions)} actions for {self.num_envs} envs")
+        results = self._dispatch("step", {i: (a,) for i, a in enumerate(actions) if a is not None})
+        obs: list[str | None] = [None] * self.num_envs
+        infos: list[dict | None] = [None] * self.num_envs
+        rewards = np.zeros(self.num_envs, dtype=np.float64)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        for i, (o, r, term, trunc, info) in results.items():
+            obs[i], rewards[i], terminated[i], truncated[i], infos[i] = o, r, term, trunc, info
+        return obs, rewards, terminated, truncated, infos
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> list[Any]:
+        """Call a method of every unwrapped env; results in env order."""
+        if not self._workers:
+            return [slot.call(name, args, kwargs) for slot in self._slots]
+        out: list[Any] = []
+        for worker in self._workers:
+            out.extend(worker.request("call", (name, args, kwargs)) or [None] * len(worker.env_fns))
+        return out
+
+    def close(self) -> None:
+        for slot in getattr(self, "_slots", []):
+            slot.close()
+        for worker in self._workers:
+            worker.close()
+
+    def __enter__(self) -> "TextVectorEnv":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

