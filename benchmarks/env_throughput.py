@@ -1,0 +1,120 @@
+"""Env throughput: raw TextWorld vs steprl's env vs the vector env with 1 and 2 workers.
+
+Prints one table from one run, so the ratios compare like with like:
+- raw TextWorld steps/s (``textworld.start`` with the same requested infos),
+- the same games through ``envs.make`` (wrapper overhead, target ≤ 10%),
+- ``TextVectorEnv`` with 8 envs over 1 vs 2 worker processes (target ≥ 1.6×),
+- reset time of a cached game that is not the one loaded (target ≤ 50 ms).
+
+Every run plays the same fixed action sequence (a cyclic pick among the
+admissible actions), so all rows do identical game work.
+
+    python benchmarks/env_throughput.py [--env textworld/coin_collector-v0] [--steps 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+import envs
+
+ENV_ID = "textworld/coin_collector-v0"
+
+
+def pick(actions: list[str], t: int) -> str:
+    return actions[(7 * t + 3) % len(actions)]
+
+
+def raw_textworld(paths: list[str], steps: int) -> float:
+    import textworld
+
+    infos = textworld.EnvInfos(admissible_commands=True, won=True, lost=True, score=True, max_score=True,
+                               objective=True, policy_commands=True)
+    tw_envs = [textworld.start(p, request_infos=infos) for p in paths]
+    states = [e.reset() for e in tw_envs]
+    t0 = time.perf_counter()
+    for t in range(steps):
+        i = t % len(tw_envs)
+        state, _, done = tw_envs[i].step(pick(sorted(states[i].admissible_commands), t))
+        states[i] = tw_envs[i].reset() if done else state
+    return steps / (time.perf_counter() - t0)
+
+
+def steprl_env(env_id: str, n: int, steps: int) -> float:
+    env_list = [envs.make(env_id, split="test", num_tasks=n, max_episode_steps=0) for _ in range(n)]
+    infos = [e.reset(seed=i, options={"task": i})[1] for i, e in enumerate(env_list)]
+    t0 = time.perf_counter()
+    for t in range(steps):
+        i = t % n
+        _, _, term, trunc, info = env_list[i].step(pick(infos[i]["admissible_actions"], t))
+        infos[i] = env_list[i].reset(seed=i, options={"task": i})[1] if (term or trunc) else info
+    return steps / (time.perf_counter() - t0)
+
+
+def vector(env_id: str, n: int, workers: int, steps: int) -> float:
+    fns = [envs.make_fn(env_id, split="test", num_tasks=n, max_episode_steps=0) for _ in range(n)]
+    with envs.TextVectorEnv(fns, num_workers=workers) as venv:
+        _, infos = venv.reset(seeds=list(range(n)), options=[{"task": i} for i in range(n)])
+        rounds = steps // n
+        t0 = time.perf_counter()
+        for t in range(rounds):
+            _, _, term, trunc, new = venv.step([pick(info["admissible_actions"], t) for info in infos])
+            done = [i for i in range(n) if term[i] or trunc[i]]
+            for i in range(n):
+                infos[i] = new[i]
+            if done:
+                _, fresh = venv.reset(seeds=done, options=[{"task": i} for i in done], indices=done)
+                for i, info in zip(done, fresh):
+                    infos[i] = info
+        return rounds * n / (time.perf_counter() - t0)
+
+
+def cached_reset_ms(env_id: str, n: int) -> float:
+    env = envs.make(env_id, split="test", num_tasks=n)
+    env.reset(options={"task": 0})
+    times = []
+    for i in range(1, n):  # each reset loads a different cached game
+        t0 = time.perf_counter()
+        env.reset(options={"task": i})
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default=ENV_ID)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--games", type=int, default=8)
+    args = parser.parse_args()
+
+    probe = envs.make(args.env, split="test", num_tasks=args.games)
+    probe.unwrapped.prepare(progress=False)
+    paths = [probe.unwrapped.game_file(s) for s in probe.unwrapped.task_seeds]
+
+    print(f"# env throughput — {args.env}, {args.games} games, {args.steps} steps per row")
+    print(f"# machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}")
+    raw = raw_textworld(paths, args.steps)
+    wrapped = steprl_env(args.env, args.games, args.steps)
+    v1 = vector(args.env, args.games, 1, args.steps)
+    v2 = vector(args.env, args.games, 2, args.steps)
+    reset_ms = cached_reset_ms(args.env, args.games)
+    rows = [
+        ("raw TextWorld", f"{raw:8.0f} steps/s", ""),
+        ("steprl env (envs.make)", f"{wrapped:8.0f} steps/s", f"overhead {100 * (1 - wrapped / raw):5.1f}% (target ≤ 10%)"),
+        ("TextVectorEnv, 1 worker", f"{v1:8.0f} steps/s", ""),
+        ("TextVectorEnv, 2 workers", f"{v2:8.0f} steps/s", f"speed-up {v2 / v1:4.2f}× (target ≥ 1.6×)"),
+        ("reset of a cached game", f"{reset_ms:8.1f} ms", "target ≤ 50 ms"),
+    ]
+    print(f"| {'what':<26} | {'figure':>17} | {'vs target':<36} |")
+    print(f"|{'-' * 28}|{'-' * 19}|{'-' * 38}|")
+    for name, figure, note in rows:
+        print(f"| {name:<26} | {figure:>17} | {note:<36} |")
+
+
+if __name__ == "__main__":
+    main()
