@@ -1,0 +1,310 @@
+"""Policy, PolicyTrainer, batching, config and heads on a tiny Qwen2 model (raw token ids, no tokenizer)."""
+
+import gc
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+from transformers import Qwen2ForCausalLM
+
+from tests.trainer import make_rows, tiny_model, single_thread  # noqa: F401  (single_thread: autouse fixture)
+from trainer.batching import collate, make_micro_batches, plan_micro_batches
+from trainer.config import HeadConfig, TrainerConfig
+from trainer.heads import ProgressEstimator, ValueHead
+from trainer.policy import Policy, PolicyTrainer
+
+SHAPES = [(6, 4), (9, 3), (4, 5), (7, 2), (3, 6), (8, 1)]
+
+
+def policy_and_trainer(**overrides):
+    config = TrainerConfig(**{"lr": 1e-3, "minibatch_size": 64, **overrides})
+    policy = Policy.from_model(tiny_model(), config)
+    return policy, PolicyTrainer(policy, config)
+
+
+def sequence_logprobs(policy, rows):
+    with torch.no_grad():
+        logprobs, _ = policy.token_logprobs(collate(rows), with_entropy=False)
+    return logprobs.sum(dim=1)
+
+
+# -- config -----------------------------------------------------------------------
+def test_config_errors_name_the_field_and_allowed_values():
+    with pytest.raises(ValidationError) as err:
+        TrainerConfig(aggregation="sum")
+    assert "aggregation" in str(err.value) and "'token-mean' or 'seq-mean-token-mean'" in str(err.value)
+    with pytest.raises(ValidationError, match="dual_clip=0.5 must be > 1"):
+        TrainerConfig(dual_clip=0.5)
+    with pytest.raises(ValidationError, match="beta2=1.0 must be in"):
+        TrainerConfig(betas=(0.9, 1.0))
+    with pytest.raises(ValidationError, match="device"):
+        TrainerConfig(device="tpu")
+    with pytest.raises(ValidationError, match="lora.rank"):
+        TrainerConfig(lora={"rank": 8})  # unknown key: the field is `r`
+    with pytest.raises(ValidationError, match="micro_batch_tokens"):
+        TrainerConfig(micro_batch_tokens=0)
+    assert TrainerConfig(dual_clip=3.0).dual_clip == 3.0
+
+
+# -- batching -----------------------------------------------------------------------
+def test_collate_pads_and_marks_response_tokens():
+    rows = [([5, 6, 7], [8, 9]), ([10], [11, 12, 13])]
+    micro = collate(rows, pad_id=0)
+    assert micro.input_ids.tolist() == [[5, 6, 7, 8, 9], [10, 11, 12, 13, 0]]
+    assert micro.attention_mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]]
+    assert micro.response_mask.int().tolist() == [[0, 0, 0, 1, 1], [0, 1, 1, 1, 0]]
+    assert micro.response_ids.tolist() == [[8, 9, 0], [11, 12, 13]]
+    assert micro.loss_mask.int().tolist() == [[1, 1, 0], [1, 1, 1]]
+    assert micro.last_prompt_index.tolist() == [2, 0]
+    assert micro.last_response_index.tolist() == [4, 3]
+    with pytest.raises(ValueError, match="row 0 has an empty prompt"):
+        collate([([], [1])])
+
+
+def test_micro_batches_respect_the_budget_and_are_deterministic():
+    lengths = [10, 3, 7, 7, 2, 10, 5]
+    plan = plan_micro_batches(lengths, token_budget=20)
+    # longest first, stable: [0, 5] (2×10), [2, 3] (2×7), [6, 1, 4] (3×5)
+    assert [g.tolist() for g in plan] == [[0, 5], [2, 3], [6, 1, 4]]
+    assert all(len(g) * max(lengths[i] for i in g) <= 20 for g in plan)
+    assert [g.tolist() for g in plan_micro_batches(lengths, 20)] == [g.tolist() for g in plan]
+    # a row longer than the budget forms its own micro-batch
+    assert [g.tolist() for g in plan_micro_batches([30, 4], 20)] == [[0], [1]]
+
+
+# -- teacher-forced log-probs -------------------------------------------------------------
+def test_token_logprobs_equal_manual_log_softmax_gather():
+    config = TrainerConfig()
+    policy = Policy.from_model(tiny_model(), config)
+    rows = make_rows(SHAPES)
+    logprobs, entropy = policy.token_logprobs(collate(rows))
+    model = policy.model
+    for i, row in enumerate(rows):
+        ids = torch.tensor([row.prompt_ids + row.response_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+        p = len(row.prompt_ids)
+        positions = torch.arange(p - 1, p - 1 + len(row.response_ids))
+        manual = logp[positions, torch.tensor(row.response_ids)]
+        manual_entropy = -(logp[positions].exp() * logp[positions]).sum(-1)
+        n = len(row.response_ids)
+        assert torch.allclose(logprobs[i, :n], manual, atol=1e-6, rtol=0), (i, logprobs[i, :n] - manual)
+        assert torch.allclose(entropy[i, :n], manual_entropy, atol=1e-5, rtol=0)
+        assert torch.all(logprobs[i, n:] == 0)
+
+
+# -- micro-batching invariance ------------------------------------------------------------
+@pytest.mark.parametrize("aggregation", ["token-mean", "seq-mean-token-mean"])
+def test_minibatch_gradient_is_the_same_in_1_or_3_micro_batches(aggregation):
+    policy, trainer = policy_and_trainer(aggregation=aggregation, entropy_coef=0.01, kl_coef=0.05, dual_clip=3.0)
+    rows = make_rows(SHAPES, seed=3)
+    advantages = np.array([1.0, -0.5, 2.0, -1.5, 0.3, -0.2])
+    prepared = trainer.prepare(rows, advantages)
+    prepared.old_logprobs += 0.1 * torch.randn(prepared.old_logprobs.shape, generator=torch.Generator().manual_seed(0))
+    indices = np.arange(len(rows))
+    lengths = [p + r for p, r in SHAPES]  # 10, 12, 9, 9, 9, 9
+
+    def gradients(budget):
+        policy.model.zero_grad(set_to_none=True)
+        sums = trainer.backward_minibatch(prepared, indices, micro_batch_tokens=budget)
+        return sums["loss"], [p.grad.clone() for p in policy.trainable_parameters()]
+
+    assert len(make_micro_batches(rows, 1000, indices)) == 1
+    assert len(make_micro_batches(rows, 24, indices)) == 3
+    assert max(lengths) * 2 <= 24
+    loss_1, grads_1 = gradients(1000)
+    loss_3, grads_3 = gradients(24)
+    assert loss_3 == pytest.approx(loss_1, abs=1e-6)
+    worst = max(float((a - b).abs().max()) for a, b in zip(grads_1, grads_3))
+    assert worst <= 1e-6, worst
+    assert max(float(g.abs().max()) for g in grads_1) > 1e-3  # the gradients are not trivially zero
+
+
+# -- one model copy with kl_coef = 0 -----------------------------------------------------------
+def count_models():
+    gc.collect()
+    with warnings.catch_warnings():  # isinstance() on some lazy torch modules warns
+        warnings.simplefilter("ignore")
+        return sum(isinstance(obj, Qwen2ForCausalLM) for obj in gc.get_objects())
+
+
+@pytest.mark.parametrize(
+    "kl_coef, lora, copies",
+    [(0.0, False, 1), (0.0, True, 1), (0.01, True, 1), (0.01, False, 2)],
+)
+def test_model_copies_held_by_the_trainer(kl_coef, lora, copies):
+    before = count_models()
+    policy, trainer = policy_and_trainer(kl_coef=kl_coef, lora={"enabled": lora, "r": 4})
+    modules = [v for v in vars(trainer).values() if isinstance(v, torch.nn.Module)]
+    assert modules == []  # the only model lives in trainer.policy (and in trainer.reference for full-FT KL)
+    if kl_coef == 0:
+        assert trainer.reference is None
+    else:
+        assert trainer.reference is not None
+    metrics = trainer.update(make_rows(SHAPES[:3]), [1.0, -1.0, 0.5])
+    assert ("train/kl" in metrics) == (kl_coef > 0)
+    assert count_models() - before == copies  # models alive after building the trainer and one update
+
+
+def test_lora_reference_is_the_base_model_with_adapters_off():
+    policy, trainer = policy_and_trainer(kl_coef=0.01, lora={"enabled": True, "r": 4}, lr=1e-2)
+    rows = make_rows(SHAPES[:3])
+    base = sequence_logprobs(Policy.from_model(tiny_model(), TrainerConfig()), rows)
+    trainer.update(rows, [1.0, -1.0, 0.5])
+    moved = sequence_logprobs(policy, rows)
+    reference = trainer.logprobs_table(trainer.reference, rows).sum(dim=1)
+    assert float((moved - base).abs().max()) > 0.1  # the adapters have learned something
+    assert torch.allclose(reference, base, atol=1e-5)  # the reference still is the base model
+
+
+# -- the update ----------------------------------------------------------------------------
+@pytest.mark.parametrize("lora", [False, True])
+def test_positive_advantage_raises_the_rows_logprob(lora):
+    policy, trainer = policy_and_trainer(lr=1e-3 if not lora else 1e-2, lora={"enabled": lora, "r": 4})
+    rows = make_rows(SHAPES[:4], seed=1)
+    before = sequence_logprobs(policy, rows)
+    metrics = trainer.update(rows, [1.0, -1.0, 0.0, 0.0])
+    change = sequence_logprobs(policy, rows) - before
+    assert change[0] > 1.0, change  # measured +1.55 (full) / +1.87 (LoRA) nats
+    assert change[1] < -1.0, change  # measured −1.35 / −1.43
+    assert metrics["train/optimizer_steps"] == 1
+    assert metrics["train/tokens"] == sum(r for _, r in SHAPES[:4])
+    assert metrics["train/clip_frac"] == 0.0 and metrics["train/approx_kl"] == 0.0  # first step: ρ = 1 exactly
+    for key in ("train/pg_loss", "train/entropy", "train/grad_norm", "train/lr"):
+        assert np.isfinite(metrics[key])
+
+
+def test_keep_mask_drops_rows_entirely():
+    rows = make_rows(SHAPES[:4], seed=2)
+    advantages = [1.0, 0.004, -1.0, 0.0]
+    keep = np.abs(advantages) >= 0.01
+    policy_a, trainer_a = policy_and_trainer(aggregation="seq-mean-token-mean")
+    metrics = trainer_a.update(rows, advantages, keep_mask=keep)
+    policy_b, trainer_b = policy_and_trainer(aggregation="seq-mean-token-mean")
+    trainer_b.update([rows[0], rows[2]], [1.0, -1.0])
+    assert metrics["train/rows"] == 2
+    for a, b in zip(policy_a.model.parameters(), policy_b.model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_epochs_minibatches_and_warmup():
+    policy, trainer = policy_and_trainer(ppo_epochs=2, minibatch_size=4, warmup_steps=4, lr=1e-3)
+    metrics = trainer.update(make_rows(SHAPES), [1.0, -1.0, 0.5, -0.5, 0.2, 0.1])
+    assert metrics["train/optimizer_steps"] == 4  # 2 epochs × ceil(6 / 4)
+    assert metrics["train/lr"] == pytest.approx(1e-3 * (1 + 2 + 3 + 4) / 4 / 4)  # mean of warm-up lrs
+    assert trainer.lr == pytest.approx(1e-3)
+    assert metrics["train/clip_frac"] > 0 or metrics["train/approx_kl"] > 0  # later minibatches are off-policy
+
+
+def test_sampler_logprobs_are_used_when_not_recomputing():
+    policy, trainer = policy_and_trainer(recompute_old_logprobs=False)
+    rows = make_rows(SHAPES[:2])
+    with pytest.raises(ValueError, match="row 0: recompute_old_logprobs=False needs the sampler's log-probs"):
+        trainer.prepare(rows, [1.0, 1.0])
+    with torch.no_grad():
+        exact = policy.token_logprobs(collate(rows))[0]
+    for i, row in enumerate(rows):
+        row.logprobs = (exact[i, : len(row.response_ids)] - 0.5).tolist()  # a stale sampler
+    prepared = trainer.prepare(rows, [1.0, 1.0])
+    assert torch.allclose(prepared.old_logprobs[0, :4], exact[0, :4] - 0.5)
+    metrics = trainer.update(rows, [1.0, 1.0])
+    assert metrics["train/clip_frac"] == 1.0  # ρ = e^0.5 > 1.2 on every token
+
+
+def test_state_dict_for_engine_merges_lora_without_touching_the_adapter():
+    policy, trainer = policy_and_trainer(lora={"enabled": True, "r": 4}, lr=1e-2)
+    rows = make_rows(SHAPES[:3])
+    trainer.update(rows, [1.0, -1.0, 0.5])
+    adapters = {n: p.detach().clone() for n, p in policy.model.named_parameters() if "lora_" in n}
+    merged = policy.state_dict_for_engine()
+    plain = tiny_model(seed=1)
+    assert set(merged) == set(plain.state_dict())
+    plain.load_state_dict(merged)
+    micro = collate(rows)
+    with torch.no_grad():
+        expected = policy.token_logprobs(micro)[0]
+        policy.model.eval()
+        got = Policy(plain, device=policy.device, dtype=torch.float32).token_logprobs(micro)[0]
+    assert torch.allclose(got, expected, atol=1e-5)
+    for name, param in policy.model.named_parameters():
+        if "lora_" in name:
+            assert torch.equal(param, adapters[name])
+    assert torch.equal(sequence_logprobs(policy, rows), expected.sum(dim=1))  # the policy is unchanged
+
+
+# -- heads ---------------------------------------------------------------------------------
+def trajectories_rows(n_traj=6, steps=4):
+    rows = make_rows([(6, 3)] * (n_traj * steps), seed=2)
+    for i, row in enumerate(rows):
+        row.traj_id, row.step = f"t{i // steps}", i % steps
+        row.reward = float((i // steps) % 2) if row.step == steps - 1 else 0.0  # every other trajectory succeeds
+    return rows
+
+
+def test_progress_estimator_fits_final_return_with_the_per_trajectory_loss():
+    policy = Policy.from_model(tiny_model(), TrainerConfig())
+    rows = trajectories_rows()
+    estimator = ProgressEstimator(policy, HeadConfig(lr=3e-3, epochs=100, minibatch_size=3))
+    features = estimator.features(rows)
+    metrics = estimator.update(rows, features=features)
+    assert metrics["progress/mse_before"] == pytest.approx(0.5)  # zero-initialized head: mean of R² over 0/1
+    assert metrics["progress/mse"] < 0.01, metrics  # measured 5e-4
+    contributions = estimator.predict(rows, features=features).reshape(6, 4).sum(axis=1)
+    assert np.allclose(contributions, [0, 1, 0, 1, 0, 1], atol=0.2)
+
+
+def test_value_head_regresses_returns_at_the_last_prompt_token():
+    policy = Policy.from_model(tiny_model(), TrainerConfig())
+    rows = trajectories_rows()
+    returns = np.array([float(r.traj_id in ("t1", "t3", "t5")) for r in rows])
+    head = ValueHead(policy, HeadConfig(lr=1e-2, epochs=50, minibatch_size=8, value_clip=None))
+    old = head.predict(rows)
+    assert np.all(old == 0)
+    metrics = head.update(rows, returns, old)
+    assert metrics["value/mse"] < 0.01, metrics
+    # reading at the last prompt token: the response does not change the value
+    swapped = [type(r)(r.prompt_ids, [7, 7, 7]) for r in rows]
+    assert np.allclose(head.predict(swapped), head.predict(rows), atol=1e-6)
+
+
+# -- precision and memory options ------------------------------------------------------------
+def test_gradient_checkpointing_gives_the_same_gradient():
+    rows = make_rows(SHAPES[:3])
+    grads = []
+    for checkpointing in (False, True):
+        policy, trainer = policy_and_trainer(gradient_checkpointing=checkpointing)
+        prepared = trainer.prepare(rows, [1.0, -1.0, 0.5])
+        trainer.backward_minibatch(prepared, np.arange(3))
+        grads.append([p.grad.clone() for p in policy.trainable_parameters()])
+    assert max(float((a - b).abs().max()) for a, b in zip(*grads)) <= 1e-6
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_bfloat16_compute_path_runs(lora):
+    # the CUDA path's precision setup, exercised on CPU: fp32 master weights + bf16 autocast (full),
+    # bf16 frozen base + fp32 adapters (LoRA); log-probs always come out in fp32
+    policy, trainer = policy_and_trainer(dtype="bfloat16", lora={"enabled": lora, "r": 4})
+    trainable = {p.dtype for p in policy.trainable_parameters()}
+    assert trainable == {torch.float32}
+    if lora:
+        assert {p.dtype for p in policy.model.parameters() if not p.requires_grad} == {torch.bfloat16}
+    rows = make_rows(SHAPES[:3])
+    logprobs, _ = policy.token_logprobs(collate(rows))
+    assert logprobs.dtype == torch.float32
+    metrics = trainer.update(rows, [1.0, -1.0, 0.5])
+    assert all(np.isfinite(v) for v in metrics.values())
+    assert trainer.policy.state_dict_for_engine()["model.embed_tokens.weight"].shape == (300, 64)
+
+
+def test_export_pretrained_writes_a_loadable_merged_model(tmp_path):
+    policy, trainer = policy_and_trainer(lora={"enabled": True, "r": 4}, lr=1e-2)
+    rows = make_rows(SHAPES[:3])
+    trainer.update(rows, [1.0, -1.0, 0.5])
+    policy.export_pretrained(tmp_path / "merged")
+    loaded = Qwen2ForCausalLM.from_pretrained(tmp_path / "merged").eval()
+    plain = Policy(loaded, device=policy.device, dtype=torch.float32)
+    micro = collate(rows)
+    with torch.no_grad():
+        assert torch.allclose(plain.token_logprobs(micro)[0], policy.token_logprobs(micro)[0], atol=1e-5)

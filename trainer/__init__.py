@@ -1,0 +1,49 @@
+"""steprl trainer: the reusable core of the RL loop (ALGORITHMS.md § The policy loss the trainer shares).
+
+    config = TrainerConfig(lora={"enabled": True}, aggregation="seq-mean-token-mean", clip_low=0.1, clip_high=0.1)
+    policy = load_policy("runs/tiny", config)
+    trainer = PolicyTrainer(policy, config)              # trainer.reference is None when kl_coef == 0
+    metrics = trainer.update(rows, advantages, keep_mask=keep)
+    engine.update_weights(policy.state_dict_for_engine())
+    save_checkpoint(run_dir, iteration, policy=policy, components={"trainer": trainer})
+
+Modules: `config` (TrainerConfig), `loss` (pure torch losses), `batching`
+(padding and token-budget micro-batches), `policy` (Policy, PolicyTrainer),
+`heads` (value head, SPA progress estimator), `sft` (behaviour cloning),
+`checkpoint` (atomic save, resume). The RL loop recipe is `trainer/loop.py`.
+"""
+
+from trainer.batching import MicroBatch, collate, make_micro_batches
+from trainer.checkpoint import Checkpoint, list_checkpoints, load_checkpoint, load_latest, save_checkpoint
+from trainer.config import HeadConfig, LoraConfig, TrainerConfig
+from trainer.heads import ProgressEstimator, ValueHead
+from trainer.loss import aggregate, entropy_from_logits, kl_k3, policy_loss, value_loss
+from trainer.policy import Policy, PolicyTrainer, load_policy, make_optimizer
+from trainer.sft import SFTTrainer, sft_step
+
+__all__ = [
+    "TrainerConfig",
+    "LoraConfig",
+    "HeadConfig",
+    "policy_loss",
+    "kl_k3",
+    "entropy_from_logits",
+    "value_loss",
+    "aggregate",
+    "MicroBatch",
+    "collate",
+    "make_micro_batches",
+    "Policy",
+    "load_policy",
+    "make_optimizer",
+    "PolicyTrainer",
+    "ValueHead",
+    "ProgressEstimator",
+    "SFTTrainer",
+    "sft_step",
+    "Checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_latest",
+    "list_checkpoints",
+]

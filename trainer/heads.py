@@ -1,0 +1,246 @@
+"""Scalar heads on the policy's backbone: GAE's value head and SPA's progress estimator.
+
+ALGORITHMS.md § SPA (progress estimator) and § PPO with a critic (value head).
+
+The choice made here (documented in the issue): a head is a small module
+(linear by default, the SPA reference code's "linear head on the last token";
+``HeadConfig.hidden > 0`` adds one hidden layer) that reads the *policy's own*
+backbone hidden states, computed under ``no_grad``. Only the head is trained;
+the backbone is shared and frozen for the head's loss. Consequences:
+
+* One copy of the LLM in memory for every method, `spa` and `gae` included,
+  and the head costs one extra no-grad forward pass per iteration
+  (``head.features(rows)``; pass the result to both ``predict`` and
+  ``update`` to share it).
+* The head never pulls the policy toward its own objective. The price: it sees
+  the policy's features as they are; the SPA and PPO reference codes also
+  fine-tune a backbone for the estimator / critic, which is left out here.
+
+Where a head reads:
+
+* value head: at the **last prompt token** of each step row, i.e. V(s_t)
+  before the action is generated (one value per step row).
+* progress estimator: at the **last response token** of each step row (the
+  end of the assistant turn, as in the SPA reference code): ĉ_t credits the
+  action just taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainer.batching import make_micro_batches
+from trainer.config import HeadConfig
+from trainer.loss import value_loss
+from trainer.policy import Policy
+
+__all__ = ["ScalarHead", "ValueHead", "ProgressEstimator", "trajectory_codes"]
+
+DEFAULT_TOKEN_BUDGET = 4096
+
+
+class ScalarHead(nn.Module):
+    """``[N, H] → [N]``: linear, or Linear–GELU–Linear when ``hidden > 0``. The output layer starts at zero."""
+
+    def __init__(self, in_features: int, hidden: int = 0):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Linear(in_features, hidden), nn.GELU()] if hidden > 0 else []
+        out = nn.Linear(hidden if hidden > 0 else in_features, 1)
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
+        self.net = nn.Sequential(*layers, out)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features).squeeze(-1)
+
+
+class _BackboneHead:
+    """A :class:`ScalarHead` reading the policy backbone at one token per step row, with its own AdamW."""
+
+    read_at: str  # "last_prompt" or "last_response"
+    name: str  # metric namespace
+
+    def __init__(self, policy: Policy, config: HeadConfig, *, token_budget: int = DEFAULT_TOKEN_BUDGET, seed: int = 0):
+        self.policy = policy
+        self.config = config
+        self.token_budget = token_budget
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.head = ScalarHead(policy.hidden_size, config.hidden).to(policy.device)
+        self.optimizer = torch.optim.AdamW(self.head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.updates = 0
+
+    @torch.no_grad()
+    def features(self, rows: Sequence) -> torch.Tensor:
+        """``[len(rows), H]`` fp32 backbone hidden states at this head's read position (no grad)."""
+        out = torch.zeros(len(rows), self.policy.hidden_size, dtype=torch.float32, device=self.policy.device)
+        for micro in make_micro_batches(rows, self.token_budget, pad_id=self.policy.pad_id):
+            micro = micro.to(self.policy.device)
+            hidden = self.policy.last_hidden_states(micro)
+            position = micro.last_prompt_index if self.read_at == "last_prompt" else micro.last_response_index
+            picked = hidden[torch.arange(micro.num_rows, device=hidden.device), position]
+            out[micro.row_index] = picked.float()
+        return out
+
+    @torch.no_grad()
+    def predict(self, rows: Sequence, features: torch.Tensor | None = None) -> np.ndarray:
+        """One float per row (row order)."""
+        features = self.features(rows) if features is None else features
+        return self.head(features).double().cpu().numpy()
+
+    def _step(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.head.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+
+    def state_dict(self) -> dict:
+        return {"head": self.head.state_dict(), "optimizer": self.optimizer.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.head.load_state_dict(state["head"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = int(state["updates"])
+
+
+class ValueHead(_BackboneHead):
+    """GAE's critic V(s_t), read at the last prompt token (ALGORITHMS.md § PPO with a critic).
+
+    Example:
+        >>> values = value_head.predict(rows)                                  # before credit
+        >>> adv = credit.estimate("gae", batch.replace(value=values), ...)
+        >>> value_head.update(rows, returns=adv + values, old_values=values)
+    """
+
+    read_at = "last_prompt"
+    name = "value"
+
+    def update(
+        self, rows: Sequence, returns, old_values, features: torch.Tensor | None = None
+    ) -> dict[str, float]:
+        """Fit V to ``returns`` (``Â + V_old``) with PPO's clipped value loss, ``epochs`` × shuffled minibatches.
+
+        Returns ``value/loss`` (last epoch mean), ``value/mse`` (over all rows after the update),
+        ``value/clip_frac``.
+        """
+        n = len(rows)
+        returns_t = _per_row("returns", returns, n, self.policy.device)
+        old_t = _per_row("old_values", old_values, n, self.policy.device)
+        features = self.features(rows) if features is None else features
+        self.updates += 1
+        rng = np.random.default_rng([self.updates, n])
+        losses, clip_fracs = [], []
+        for _epoch in range(self.config.epochs):
+            losses, clip_fracs = [], []
+            for idx in _minibatches(rng.permutation(n), self.config.minibatch_size):
+                idx_t = torch.as_tensor(idx, device=features.device)
+                loss, stats = value_loss(self.head(features[idx_t]), old_t[idx_t], returns_t[idx_t],
+                                         self.config.value_clip)
+                self._step(loss)
+                losses.append(float(loss.detach()))
+                clip_fracs.append(stats["value_clip_frac"])
+        with torch.no_grad():
+            mse = float(((self.head(features) - returns_t) ** 2).mean()) if n else 0.0
+        return {
+            "value/loss": float(np.mean(losses)) if losses else 0.0,
+            "value/mse": mse,
+            "value/clip_frac": float(np.mean(clip_fracs)) if clip_fracs else 0.0,
+        }
+
+
+class ProgressEstimator(_BackboneHead):
+    """SPA's progress estimator ĉ_t, read at the last response token (ALGORITHMS.md § SPA, step 1).
+
+    Trained per trajectory with ``(Σ_t ĉ_t − R_final)²``; ``R_final`` defaults to
+    the episode return ``Σ_t r_t`` of the trajectory's rows (equal to the final
+    reward when only the last step is rewarded).
+
+    Example:
+        >>> features = progress.features(rows)
+        >>> metrics = progress.update(rows, features=features)   # on the collected trajectories
+        >>> contributions = progress.predict(rows, features=features)
+        >>> adv = credit.estimate("spa", batch.replace(progress=contributions))
+    """
+
+    read_at = "last_response"
+    name = "progress"
+
+    def update(self, rows: Sequence, final_return=None, features: torch.Tensor | None = None) -> dict[str, float]:
+        """Train on the rows' trajectories, ``epochs`` × shuffled minibatches of trajectories.
+
+        Args:
+            rows: step rows with ``traj_id`` and ``reward``.
+            final_return: optional per-row ``R_final`` of the row's trajectory
+                (read from the first row of each trajectory); default ``Σ_t r_t``.
+            features: from :meth:`features` on the same rows, to skip the forward pass.
+
+        Returns:
+            ``progress/mse_before`` and ``progress/mse``: mean over trajectories of
+            ``(Σ_t ĉ_t − R_final)²`` before and after the update; ``progress/trajectories``.
+        """
+        n = len(rows)
+        device = self.policy.device
+        codes, n_traj = trajectory_codes([_field(row, "traj_id") for row in rows])
+        codes_t = torch.as_tensor(codes, device=device)
+        if final_return is None:
+            rewards = torch.as_tensor([float(_field(row, "reward")) for row in rows], device=device)
+            target = torch.zeros(n_traj, device=device).index_add_(0, codes_t, rewards)
+        else:
+            per_row = _per_row("final_return", final_return, n, device)
+            target = torch.zeros(n_traj, device=device)
+            first = np.unique(codes, return_index=True)[1]
+            target[codes_t[first]] = per_row[first]
+        features = self.features(rows) if features is None else features
+
+        def mse(selected_traj: torch.Tensor | None = None) -> torch.Tensor:
+            if selected_traj is None:
+                sums = torch.zeros(n_traj, device=device).index_add_(0, codes_t, self.head(features))
+                return ((sums - target) ** 2).mean()
+            row_sel = torch.isin(codes_t, selected_traj)
+            local = torch.searchsorted(selected_traj, codes_t[row_sel])  # selected_traj is sorted
+            sums = torch.zeros(selected_traj.numel(), device=device).index_add_(0, local, self.head(features[row_sel]))
+            return ((sums - target[selected_traj]) ** 2).mean()
+
+        with torch.no_grad():
+            before = float(mse()) if n else 0.0
+        self.updates += 1
+        rng = np.random.default_rng([self.updates, n])
+        for _epoch in range(self.config.epochs):
+            for chosen in _minibatches(rng.permutation(n_traj), self.config.minibatch_size):
+                self._step(mse(torch.as_tensor(np.sort(chosen), device=device)))
+        with torch.no_grad():
+            after = float(mse()) if n else 0.0
+        return {"progress/mse_before": before, "progress/mse": after, "progress/trajectories": float(n_traj)}
+
+
+def trajectory_codes(traj_ids: Sequence) -> tuple[np.ndarray, int]:
+    """Integer code per row for its ``traj_id`` (first-appearance order) and the number of trajectories."""
+    index: dict = {}
+    codes = np.fromiter((index.setdefault(t, len(index)) for t in traj_ids), dtype=np.int64, count=len(traj_ids))
+    return codes, len(index)
+
+
+def _minibatches(order: np.ndarray, size: int):
+    for start in range(0, order.size, size):
+        yield order[start : start + size]
+
+
+def _field(row, name: str):
+    value = row.get(name) if isinstance(row, dict) else getattr(row, name, None)
+    if value is None:
+        raise ValueError(f"a step row has no {name!r}: the progress estimator needs traj_id and reward per row")
+    return value
+
+
+def _per_row(name: str, values, n: int, device) -> torch.Tensor:
+    array = np.asarray(values, dtype=np.float64)
+    if array.shape != (n,):
+        raise ValueError(f"{name} has shape {array.shape}; expected ({n},), one float per step row")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} has non-finite entries at rows {np.flatnonzero(~np.isfinite(array))[:5].tolist()}")
+    return torch.as_tensor(array, dtype=torch.float32, device=device)

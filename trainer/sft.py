@@ -1,0 +1,129 @@
+"""Supervised warm start: behaviour cloning on (prompt_ids, response_ids) pairs.
+
+The loss is the token-mean negative log-likelihood of the *response* tokens
+(the expert action as the agent would emit it); prompt tokens are context only
+and carry no loss. Same micro-batching as the RL update: a batch's gradient
+does not depend on how it is split into micro-batches.
+
+    sft = SFTTrainer(policy, config)
+    for batch in batches:                    # lists of rows / (prompt_ids, response_ids) pairs
+        loss = sft.step(batch)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from trainer.batching import make_micro_batches, row_token_ids
+from trainer.config import TrainerConfig
+from trainer.loss import aggregate
+from trainer.policy import Policy, make_optimizer
+
+__all__ = ["SFTTrainer", "sft_step", "sft_backward"]
+
+
+def sft_backward(policy: Policy, examples: Sequence, micro_batch_tokens: int, *, backward: bool = True) -> float:
+    """Accumulate the gradient of the batch's response-token NLL (token mean over the whole batch).
+
+    Args:
+        policy: the policy to train.
+        examples: rows with ``prompt_ids`` and ``response_ids`` (or pairs).
+        micro_batch_tokens: padded-token budget per forward/backward.
+        backward: False computes the loss only (call it under ``torch.no_grad()``).
+
+    Returns:
+        The batch loss (mean NLL per response token).
+    """
+    tokens = float(sum(len(row_token_ids(row)[1]) for row in examples))
+    if tokens == 0:
+        raise ValueError("SFT batch has no response tokens: every example needs a non-empty response_ids")
+    total = 0.0
+    for micro in make_micro_batches(examples, micro_batch_tokens, pad_id=policy.pad_id):
+        logprobs, _ = policy.token_logprobs(micro, with_entropy=False)
+        loss = aggregate(-logprobs, micro.loss_mask.to(logprobs.device), "token-mean", normalizer=tokens)
+        if backward:
+            loss.backward()
+        total += float(loss.detach())
+    return total
+
+
+def sft_step(
+    policy: Policy,
+    optimizer: torch.optim.Optimizer,
+    examples: Sequence,
+    micro_batch_tokens: int,
+    max_grad_norm: float | None = None,
+) -> float:
+    """One behaviour-cloning optimizer step on ``examples``; returns the batch loss before the step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = sft_backward(policy, examples, micro_batch_tokens)
+    if max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss
+
+
+class SFTTrainer:
+    """Behaviour cloning with the trainer's optimizer settings (AdamW, warm-up, grad clipping, micro-batching).
+
+    Uses ``lr``, ``warmup_steps``, ``weight_decay``, ``betas``, ``max_grad_norm``,
+    ``micro_batch_tokens`` and ``seed`` of :class:`~trainer.config.TrainerConfig`.
+
+    Example:
+        >>> sft = SFTTrainer(load_policy("runs/tiny", config), config)
+        >>> for epoch in range(3):
+        ...     losses = sft.epoch(expert_rows, batch_size=32)
+    """
+
+    def __init__(self, policy: Policy, config: TrainerConfig):
+        self.policy = policy
+        self.config = config
+        self.optimizer, self.scheduler = make_optimizer(policy.trainable_parameters(), config)
+        self.steps = 0
+        self.epochs = 0
+
+    def step(self, examples: Sequence) -> float:
+        """One optimizer step on a batch; returns its loss (mean response-token NLL) before the step."""
+        loss = sft_step(self.policy, self.optimizer, examples, self.config.micro_batch_tokens, self.config.max_grad_norm)
+        self.scheduler.step()
+        self.steps += 1
+        return loss
+
+    @torch.no_grad()
+    def loss(self, examples: Sequence) -> float:
+        """Mean response-token NLL of ``examples`` (no update)."""
+        return sft_backward(self.policy, examples, self.config.micro_batch_tokens, backward=False)
+
+    def epoch(self, examples: Sequence, batch_size: int) -> list[float]:
+        """One shuffled pass (seeded by ``config.seed`` and the epoch count) in batches; returns the step losses."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be >= 1")
+        examples = list(examples)
+        order = np.random.default_rng([self.config.seed, self.epochs]).permutation(len(examples))
+        self.epochs += 1
+        return [
+            self.step([examples[i] for i in order[start : start + batch_size]])
+            for start in range(0, len(examples), batch_size)
+        ]
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def state_dict(self) -> dict:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "steps": self.steps,
+            "epochs": self.epochs,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.steps = int(state["steps"])
+        self.epochs = int(state["epochs"])
