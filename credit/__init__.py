@@ -1,0 +1,18 @@
+"""steprl credit assignment: one advantage per step row, from flat arrays (numpy only).
+
+    batch = credit.StepBatch(group_id, traj_id, step, reward, anchor, valid=..., progress=..., value=...)
+    advantages = credit.estimate("gigpo", batch, gamma=0.95)
+    metrics = credit.diagnose(batch, advantages)
+
+Estimators (ALGORITHMS.md): grpo, rloo, loop, gigpo, spa, gae; `credit.available()`
+lists them, `credit.register(name)` adds one. See docs/credit.md.
+"""
+
+from . import gae, gigpo, grpo, loop, rloo, spa  # noqa: F401  (importing registers the estimators)
+from .batch import StepBatch, episode_returns, step_returns
+from .diagnostics import diagnose
+from .loop import keep_mask
+from .registry import available, check_params, estimate, register
+
+__all__ = ["StepBatch", "available", "check_params", "diagnose", "episode_returns", "estimate", "keep_mask",
+           "register", "step_returns"]

@@ -1,0 +1,451 @@
+"""Step rows, the grouping helpers every estimator shares, and discounted step returns.
+
+A `StepBatch` holds one entry per *step row* (one (trajectory, step) pair) in any
+row order. On construction it validates the fields and builds its *layout*: integer
+codes for groups and trajectories, and a canonical row order in which estimators
+compute before handing results back in the caller's row order.
+
+The canonical order is step-major and packed (like PyTorch's PackedSequence): all
+rows at step 0, then all rows at step 1, ...; within a step, trajectories by length,
+longest first. Trajectories still running at step t+1 are then a prefix of those at
+step t, so a backward recursion over steps (`discounted_suffix_sum`) is one slice
+operation per step index, never a loop over rows. Computing in one fixed order also
+makes every estimator exactly invariant to row permutations: the same floating-point
+sums happen in the same order.
+
+Plumbing only; the algorithms live in one module each (`credit/grpo.py`, ...).
+"""
+
+from __future__ import annotations
+
+import numbers
+from functools import cached_property
+
+import numpy as np
+
+NORMALIZE_MODES = ("mean_std", "mean")
+
+
+class StepBatch:
+    """One entry per step row, rows in any order.
+
+    Args:
+        group_id: task instance the row's trajectory was rolled out for (the K
+            rollouts of one task form a group). str or int.
+        traj_id: trajectory the row belongs to; unique across the batch (a
+            trajectory belongs to exactly one group). str or int.
+        step: index of the row in its trajectory; each trajectory has steps
+            0..T-1, no gaps, no repeats.
+        reward: env reward r_t of the step.
+        anchor: canonical key of the state the step acted in, for GiGPO's
+            anchor-state grouping: the raw observation text, or an int state hash.
+        valid: whether the response parsed to an action the env executed
+            (default all True). GiGPO's invalid-action penalty and SPA's grounding
+            signal read it.
+        progress: SPA's per-step progress contribution ĉ_t (needed by `spa`).
+        value: critic value V(s_t) of the step (needed by `gae`).
+
+    Layout attributes (read-only numpy arrays), for estimators:
+        group_code, traj_code: per row, 0..n_groups-1 / 0..n_trajectories-1.
+        traj_length, traj_group: per trajectory, its T and its group code.
+        group_size: per group, K (number of trajectories).
+        order: row index at each canonical position; position: canonical position of each row.
+        traj_rank: per trajectory, its slot within a step block (longest trajectory first).
+        step_offset: canonical position where the block of step t starts (t = 0..T_max).
+        active: per step index t, how many trajectories have a step t (block size).
+    """
+
+    def __init__(self, group_id, traj_id, step, reward, anchor, valid=None, progress=None, value=None):
+        n = _length("group_id", group_id)
+        for name, field in (("traj_id", traj_id), ("step", step), ("reward", reward), ("anchor", anchor),
+                            ("valid", valid), ("progress", progress), ("value", value)):
+            if field is not None and _length(name, field) != n:
+                raise ValueError(f"StepBatch: field {name!r} has {_length(name, field)} entries but 'group_id' has "
+                                 f"{n}; every field needs exactly one entry per step row")
+        self.group_id = _as_keys(group_id)
+        self.traj_id = _as_keys(traj_id)
+        self.anchor = _as_keys(anchor)
+        self.step = _read_only(_as_int_array("step", step))
+        self.reward = _read_only(_as_float_array("reward", reward))
+        self.valid = _read_only(np.ones(n, dtype=bool) if valid is None else _as_bool_array("valid", valid))
+        self.progress = None if progress is None else _read_only(_as_float_array("progress", progress))
+        self.value = None if value is None else _read_only(_as_float_array("value", value))
+        self._cache: dict = {}
+        self._build_layout()
+
+    def __len__(self) -> int:
+        return self.reward.size
+
+    def __repr__(self) -> str:
+        return (f"StepBatch(rows={len(self)}, trajectories={self.n_trajectories}, groups={self.n_groups}, "
+                f"progress={'yes' if self.progress is not None else 'no'}, "
+                f"value={'yes' if self.value is not None else 'no'})")
+
+    def replace(self, **fields) -> StepBatch:
+        """A new, validated batch with some fields replaced, e.g. `batch.replace(reward=r)`."""
+        names = ("group_id", "traj_id", "step", "reward", "anchor", "valid", "progress", "value")
+        unknown = sorted(set(fields) - set(names))
+        if unknown:
+            raise TypeError(f"StepBatch.replace: unknown field {unknown[0]!r}; fields are {', '.join(names)}")
+        return StepBatch(**{**{name: getattr(self, name) for name in names}, **fields})
+
+    # --- layout -------------------------------------------------------------------
+    def _build_layout(self) -> None:
+        n = len(self)
+        self.group_code, self.n_groups = factorize(self.group_id, "group_id")
+        self.traj_code, self.n_trajectories = factorize(self.traj_id, "traj_id")
+        self.traj_length = np.bincount(self.traj_code, minlength=self.n_trajectories)
+        self.traj_group = np.zeros(self.n_trajectories, dtype=np.int64)
+        self.traj_group[self.traj_code] = self.group_code  # one row's group per trajectory ...
+        moved = self.traj_group[self.traj_code] != self.group_code  # ... which every row must share
+        if np.any(moved):
+            self._fail_group(int(np.flatnonzero(moved)[0]))
+        self.group_size = np.bincount(self.traj_group, minlength=self.n_groups)
+
+        longest_first = np.argsort(-self.traj_length, kind="stable")
+        self.traj_rank = np.empty(self.n_trajectories, dtype=np.int64)
+        self.traj_rank[longest_first] = np.arange(self.n_trajectories)
+        longest = int(self.traj_length.max(initial=0))
+        ended = np.cumsum(np.bincount(self.traj_length, minlength=longest + 1))  # trajectories with T ≤ t
+        self.active = self.n_trajectories - ended[:longest]  # trajectories that have a step t
+        self.step_offset = np.concatenate([[0], np.cumsum(self.active)])
+        if n and (self.step.min() < 0 or self.step.max() >= longest):
+            self._fail_steps()
+        self.position = self.step_offset[self.step] + self.traj_rank[self.traj_code]
+        # rows → positions is one-to-one iff every trajectory has steps 0..T-1 exactly once
+        # (a step outside 0..T-1 lands in another block, since every block below T_max is non-empty)
+        taken = np.bincount(self.position, minlength=n)
+        if taken.size != n or np.any(taken != 1):
+            self._fail_steps()
+        self.order = np.empty(n, dtype=np.int64)
+        self.order[self.position] = np.arange(n)
+        for name in ("group_code", "traj_code", "traj_length", "traj_group", "group_size", "traj_rank",
+                     "active", "step_offset", "position", "order"):
+            _read_only(getattr(self, name))
+
+    def _fail_group(self, row: int) -> None:
+        traj = self.traj_code[row]
+        other = int(np.flatnonzero((self.traj_code == traj) & (self.group_code != self.group_code[row]))[0])
+        first, second = sorted((row, other))
+        raise ValueError(f"StepBatch: trajectory {_shown(self.traj_id, row)!r} appears in groups "
+                         f"{_shown(self.group_id, first)!r} (row {first}) and {_shown(self.group_id, second)!r} "
+                         f"(row {second}); a trajectory belongs to exactly one group (traj_id must be unique "
+                         "across the batch)")
+
+    def _fail_steps(self) -> None:
+        """Find a trajectory whose steps are not 0..T-1 and say so (error path only)."""
+        length = self.traj_length[self.traj_code]
+        outside = (self.step < 0) | (self.step >= length)
+        if np.any(outside):
+            row = int(np.flatnonzero(outside)[0])
+        else:  # all steps in range, so some (trajectory, step) repeats
+            key = self.traj_code * (int(length.max()) + 1) + self.step
+            _, first, count = np.unique(key, return_index=True, return_counts=True)
+            row = int(first[np.flatnonzero(count > 1)[0]])
+        steps = np.sort(self.step[self.traj_code == self.traj_code[row]])
+        shown = steps[:20].tolist() + (["..."] if steps.size > 20 else [])
+        raise ValueError(f"StepBatch: trajectory {_shown(self.traj_id, row)!r} has steps {shown}; "
+                         f"the steps of a trajectory must be 0..T-1 with no gaps or repeats (row {row})")
+
+    # --- canonical order helpers ----------------------------------------------------
+    def canonical(self, row_values) -> np.ndarray:
+        """Row-order values rearranged into canonical order."""
+        return np.asarray(row_values)[self.order]
+
+    def to_rows(self, canonical_values) -> np.ndarray:
+        """Canonical-order values rearranged back into the batch's row order."""
+        return np.asarray(canonical_values)[self.position]
+
+    @cached_property
+    def anchor_key(self) -> np.ndarray:
+        """int64 key per row: the anchor itself for int anchors, else its Python hash (computed on first use)."""
+        if isinstance(self.anchor, np.ndarray):
+            return self.anchor
+        return _read_only(hash_keys(self.anchor, "anchor"))
+
+    @cached_property
+    def canonical_traj_code(self) -> np.ndarray:
+        return _read_only(self.traj_code[self.order])
+
+    @cached_property
+    def canonical_group_code(self) -> np.ndarray:
+        return _read_only(self.group_code[self.order])
+
+
+# --- shared math -----------------------------------------------------------------------
+
+def normalize_in_groups(values, group, n_groups, normalize="mean_std", eps=1e-6, *,
+                        weight=None, singleton=None, singleton_rule="raw"):
+    """Group-relative advantage `(x − mean_g x) / (std_g x + eps)` for every entry.
+
+    ALGORITHMS.md, GRPO and GiGPO Eq. 3 / Eq. 7. `normalize="mean"` drops the division.
+    The std is the unbiased sample std (ddof=1), as `torch.std` in the reference code.
+
+    Args:
+        values: one float per entry. group: the entry's group code (0..n_groups-1).
+        weight: how many step rows each entry stands for (statistics as if each entry
+            were repeated `weight` times); default 1.
+        singleton: per-group bool marking groups that get the singleton rule; default:
+            groups with a single entry.
+        singleton_rule: "raw" → mean 0, std 1 (the value passes through, divided by
+            1 + eps in mean_std mode); "zero" → advantage 0.
+
+    A group whose values are all equal gets exactly 0 (not NaN): the mean is taken
+    relative to a member of the group, so it equals that value exactly there.
+    """
+    if normalize not in NORMALIZE_MODES:
+        raise ValueError(f"normalize={normalize!r} is not one of {NORMALIZE_MODES}")
+    values = np.asarray(values, dtype=np.float64)
+    entries = np.bincount(group, minlength=n_groups)
+    count = entries if weight is None else np.bincount(group, weights=weight, minlength=n_groups)
+    member = np.zeros(n_groups)
+    member[group] = values  # any one member of each group
+    shifted = values - member[group]
+    shifted_sum = np.bincount(group, shifted if weight is None else weight * shifted, minlength=n_groups)
+    mean = member + shifted_sum / np.maximum(count, 1)  # exactly the value for constant groups
+    lone = entries == 1 if singleton is None else np.asarray(singleton, dtype=bool)
+    mean[lone] = 0.0  # singleton: mean 0 (and std 1 below)
+    deviation = values - mean[group]
+    scale = np.ones(n_groups)  # what the deviation is multiplied by
+    if normalize == "mean_std":
+        squares = deviation * deviation
+        squares_sum = np.bincount(group, squares if weight is None else weight * squares, minlength=n_groups)
+        scale = 1.0 / (np.sqrt(squares_sum / np.maximum(count - 1, 1)) + eps)
+    scale[lone] = (1.0 / (1.0 + eps) if normalize == "mean_std" else 1.0) if singleton_rule == "raw" else 0.0
+    return deviation * scale[group]
+
+
+def discounted_suffix_sum(batch: StepBatch, canonical_values, discount: float) -> np.ndarray:
+    """`out_t = Σ_{k≥0} discount^k · x_{t+k}` to the end of each trajectory, canonical order.
+
+    Walks the step blocks backwards: the trajectories with a step t+1 are the first
+    `active[t+1]` slots of block t, so one slice operation per step index does it.
+    """
+    out = np.array(canonical_values, dtype=np.float64)
+    offset, active = batch.step_offset, batch.active
+    for t in range(active.size - 2, -1, -1):
+        width = active[t + 1]  # trajectories that go on after step t
+        out[offset[t]:offset[t] + width] += discount * out[offset[t + 1]:offset[t + 1] + width]
+    return out
+
+
+def step_returns(batch: StepBatch, gamma: float, reward=None) -> np.ndarray:
+    """Discounted return from each step to the end of its trajectory, in row order.
+
+    `R_t = Σ_{k≥t} γ^{k−t} r_k` (GiGPO Eq. 5); the value after a trajectory's last
+    step is 0. `reward` overrides `batch.reward` (one float per row, row order).
+    """
+    check_unit_interval("gamma", gamma)
+    reward = batch.reward if reward is None else np.asarray(reward, dtype=np.float64)
+    return batch.to_rows(discounted_suffix_sum(batch, batch.canonical(reward), gamma))
+
+
+def episode_returns(batch: StepBatch, reward=None) -> np.ndarray:
+    """`R(τ) = Σ_t r_t`, one float per trajectory, indexed by `batch.traj_code`.
+
+    Summed in step order whatever the row order. `reward` overrides `batch.reward`
+    (one float per row, row order).
+    """
+    reward = batch.reward if reward is None else np.asarray(reward, dtype=np.float64)
+    return np.bincount(batch.canonical_traj_code, weights=batch.canonical(reward), minlength=batch.n_trajectories)
+
+
+# --- parameter checks shared by the estimators ------------------------------------------
+
+def check_unit_interval(name: str, value) -> None:
+    if not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}={value!r} must be a number in [0, 1]")
+
+
+def check_positive(name: str, value) -> None:
+    if not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(f"{name}={value!r} must be a number > 0")
+
+
+def check_finite(name: str, value) -> None:
+    if not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be a finite number")
+
+
+# --- factorization: equal keys -> equal integer codes ---------------------------------------
+
+def factorize(keys, field: str = "key") -> tuple[np.ndarray, int]:
+    """(codes, k): codes in 0..k-1, equal codes ⇔ equal keys, numbered in key order.
+
+    Integer keys are coded exactly. Other keys (str, ...) are coded by their 64-bit
+    Python hash (SipHash with a per-process key): two different keys share a code only
+    if their hashes collide, chance ≈ D²/2^65 for D distinct keys (≈ 3e-15 for 300
+    anchors of a group). Checking every row's string against a representative would
+    cost more than all the rest of GiGPO, so it is not done; pass int state hashes
+    when that chance matters. The numbering never depends on the row order.
+    """
+    return factorize_pairs(None, 1, keys if isinstance(keys, np.ndarray) else hash_keys(keys, field))
+
+
+def hash_keys(keys, field: str = "key") -> np.ndarray:
+    """int64 Python hash of every key (C-level `map`, no Python loop)."""
+    try:
+        return np.fromiter(map(hash, keys), dtype=np.int64, count=len(keys))
+    except TypeError:
+        bad = next(i for i, key in enumerate(keys) if not _is_hashable(key))
+        raise TypeError(f"StepBatch: field {field!r} has unhashable value {keys[bad]!r} at row {bad}; "
+                        "ids and anchors must be str or int") from None
+
+
+def factorize_pairs(major, n_major: int, minor) -> tuple[np.ndarray, int]:
+    """Exact codes of (major, minor) pairs, numbered in (major, minor) order.
+
+    `major`: codes in 0..n_major-1 (None: all 0); `minor`: any int64 keys. Pairs that
+    span a small range: an O(n) presence table. Otherwise one `np.sort` of
+    [major | minor − min(minor) | row index] packed into 64 bits, far faster than the
+    argsort inside `np.unique`. When the minor key does not fit (hashes), its low bits
+    are left out of the sort and the full keys compared afterwards; only if two
+    different keys shared the kept bits does it fall back to `np.unique`.
+    """
+    minor = np.asarray(minor).astype(np.int64, copy=False)
+    n = minor.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    low, high = int(minor.min()), int(minor.max())
+    span = high - low + 1
+    if n_major * span < 4 * n + 1024:  # presence table over every possible pair
+        pair = minor - low if low else minor
+        if major is not None:
+            pair = major * span + pair
+        present = np.zeros(n_major * span, dtype=bool)
+        present[pair] = True
+        rank = np.cumsum(present, dtype=np.int64) - 1
+        return rank[pair], int(rank[-1]) + 1
+    row_bits = int(n - 1).bit_length()
+    major_bits = int(n_major - 1).bit_length()
+    minor_bits = 64 - row_bits - major_bits
+    if minor_bits < 16:  # too little room left to pack: exact, slower
+        return _pairs_by_unique(major, minor)
+    dropped = max((high - low).bit_length() - minor_bits, 0)  # low minor bits that do not fit
+    packed = minor.view(np.uint64) - np.uint64(low % 2**64)  # minor − min, unsigned (wraps correctly)
+    if dropped:
+        packed >>= np.uint64(dropped)
+    packed <<= np.uint64(row_bits)
+    packed |= np.arange(n, dtype=np.uint64)
+    if major is not None:
+        packed |= np.asarray(major, dtype=np.int64).view(np.uint64) << np.uint64(64 - major_bits)
+    packed.sort()
+    order = np.bitwise_and(packed, np.uint64((1 << row_bits) - 1)).view(np.int64)
+    starts = np.empty(n, dtype=bool)  # sorted position starts a new pair: its kept bits differ
+    starts[0] = True
+    np.greater_equal(packed[1:] ^ packed[:-1], np.uint64(1 << row_bits), out=starts[1:])
+    if dropped:  # equal kept bits must mean equal keys
+        sorted_minor = minor[order]
+        if np.any((sorted_minor[1:] != sorted_minor[:-1]) > starts[1:]):
+            return _pairs_by_unique(major, minor)
+    codes = np.empty(n, dtype=np.int64)
+    codes[order] = np.cumsum(starts, dtype=np.int64) - 1
+    return codes, int(codes[order[-1]]) + 1
+
+
+def factorize_integers(keys) -> tuple[np.ndarray, int]:
+    """(codes, k) for an integer array, exact, codes in the order of the sorted values."""
+    return factorize_pairs(None, 1, keys)
+
+
+def _pairs_by_unique(major, minor) -> tuple[np.ndarray, int]:
+    minor_code, n_minor = _unique_codes(minor)
+    return (minor_code, n_minor) if major is None else _unique_codes(major * n_minor + minor_code)
+
+
+def _unique_codes(keys) -> tuple[np.ndarray, int]:
+    unique, codes = np.unique(keys, return_inverse=True)
+    return codes.astype(np.int64), unique.size
+
+
+def _is_hashable(key) -> bool:
+    try:
+        hash(key)
+    except TypeError:
+        return False
+    return True
+
+
+# --- field conversion -------------------------------------------------------------------
+
+def _length(name: str, field) -> int:
+    try:
+        return len(field)
+    except TypeError:
+        raise TypeError(f"StepBatch: field {name!r} must be a list or array with one entry per step row, "
+                        f"got {type(field).__name__}") from None
+
+
+def _shown(keys, row: int):
+    """The key at `row` as a plain Python value, for error messages."""
+    key = keys[row]
+    return key.item() if isinstance(key, np.generic) else key
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+def _as_keys(field):
+    """Ids and anchors: an int64 array when the keys are integers, else a tuple of the keys."""
+    if isinstance(field, np.ndarray):
+        if field.ndim != 1:
+            raise ValueError(f"StepBatch: ids and anchors must be one-dimensional, got shape {field.shape}")
+        if field.dtype.kind in "biu":
+            return _read_only(field.astype(np.int64))
+        return tuple(field.tolist())
+    field = tuple(field)
+    if field and isinstance(field[0], (int, np.integer)) and not isinstance(field[0], bool):
+        as_array = np.array(field)  # all integers? then exact integer codes, else hashes
+        if as_array.dtype.kind in "iu" and as_array.ndim == 1:
+            return _read_only(as_array.astype(np.int64))
+    return field
+
+
+def _as_float_array(name: str, field) -> np.ndarray:
+    try:
+        array = np.array(field, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"StepBatch: field {name!r} must hold numbers, got {_first_non_number(field)!r}") from None
+    if array.ndim != 1:
+        raise ValueError(f"StepBatch: field {name!r} must be one-dimensional, got shape {array.shape}")
+    bad = ~np.isfinite(array)
+    if np.any(bad):
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"StepBatch: field {name!r} has non-finite value {array[row]} at row {row}")
+    return array
+
+
+def _as_int_array(name: str, field) -> np.ndarray:
+    array = np.asarray(field)
+    if array.dtype.kind == "f" and np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+        array = array.astype(np.int64)
+    if array.dtype.kind not in "iu" or array.ndim != 1:
+        raise TypeError(f"StepBatch: field {name!r} must hold integers (one per row), got dtype {array.dtype} "
+                        f"and shape {array.shape}")
+    return array.astype(np.int64)
+
+
+def _as_bool_array(name: str, field) -> np.ndarray:
+    array = np.asarray(field)
+    if array.ndim != 1:
+        raise ValueError(f"StepBatch: field {name!r} must be one-dimensional, got shape {array.shape}")
+    if array.dtype.kind == "b":
+        return array.copy()
+    if array.dtype.kind in "iuf":
+        bad = ~np.isin(array, (0, 1))
+        if not np.any(bad):
+            return array.astype(bool)
+        row = int(np.flatnonzero(bad)[0])
+        raise TypeError(f"StepBatch: field {name!r} must hold booleans, got {array[row].item()!r} at row {row}")
+    raise TypeError(f"StepBatch: field {name!r} must hold booleans, got dtype {array.dtype}")
+
+
+def _first_non_number(field):
+    for value in field:
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return value
+    return field

@@ -1,0 +1,49 @@
+"""GAE: PPO's critic-based advantage (ALGORITHMS.md § PPO with a critic; Schulman et al. 2016).
+
+    δ_t = r_t + γ V(s_{t+1}) − V(s_t)
+    Â_t = Σ_{l≥0} (γλ)^l δ_{t+l}          (to the end of the trajectory)
+
+at step level: one value per step row (`StepBatch(value=...)`). After a trajectory's
+last step, V(s_T) = 0 (terminated). For truncated trajectories pass `last_value`:
+one float per row, row order, of which only each trajectory's last row is read, as
+the bootstrap V(s_T) (write 0 there for terminated ones). The value-loss target is
+`Â_t + V(s_t)`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .batch import StepBatch, check_unit_interval, discounted_suffix_sum
+from .registry import register
+
+
+@register("gae")
+def advantages(batch: StepBatch, *, gamma: float = 1.0, lam: float = 0.95, last_value=None) -> np.ndarray:
+    """GAE advantage of each step row.
+
+    Args:
+        gamma: discount γ.
+        lam: GAE λ (1 → Monte Carlo return minus V, 0 → one-step TD error).
+        last_value: optional bootstrap V(s_T) per row; read on each trajectory's last row only.
+    """
+    check_unit_interval("gamma", gamma)
+    check_unit_interval("lam", lam)
+    if batch.value is None:
+        raise ValueError("gae needs a critic value per step row: build the batch with StepBatch(..., value=...)")
+    # V(s_{t+1}) per row: the value of the trajectory's next step, else the bootstrap (0 when terminated)
+    has_next = batch.step < batch.traj_length[batch.traj_code] - 1
+    next_position = np.where(has_next, batch.step_offset[batch.step + 1] + batch.traj_rank[batch.traj_code], 0)
+    bootstrap = np.zeros(len(batch)) if last_value is None else _bootstrap(last_value, len(batch))
+    next_value = np.where(has_next, batch.canonical(batch.value)[next_position], bootstrap)
+    td_error = batch.reward + gamma * next_value - batch.value  # δ_t
+    return batch.to_rows(discounted_suffix_sum(batch, batch.canonical(td_error), gamma * lam))
+
+
+def _bootstrap(last_value, n: int) -> np.ndarray:
+    last_value = np.asarray(last_value, dtype=np.float64)
+    if last_value.shape != (n,):
+        raise ValueError(f"last_value has shape {last_value.shape}; expected ({n},), one float per step row")
+    if not np.all(np.isfinite(last_value)):
+        raise ValueError("last_value has non-finite entries")
+    return last_value

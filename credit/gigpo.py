@@ -1,0 +1,163 @@
+"""GiGPO (Feng et al. 2025, "Group-in-Group Policy Optimization for LLM Agent Training").
+
+ALGORITHMS.md § GiGPO. Two levels of group-relative advantage, no critic:
+
+0. Invalid-action penalty (from the reference code): r_t ← r_t − λ for rows with valid=False,
+   before everything below, so it lowers the row's R_t and its trajectory's R(τ).
+1. Episode level, Eq. 3: A^E = (R(τ) − mean_g R) / (std_g R + ε), R(τ) = Σ_t r_t.
+   As in the reference code the statistics run over all *step rows* of the group
+   (each row carries its trajectory's R(τ), so longer trajectories weigh more); std is
+   the unbiased sample std. Singleton group (K = 1 trajectory): mean 0, std 1.
+2. Step returns, Eq. 5: R_t = Σ_{k≥t} γ^{k−t} r_k.
+3. Anchor-state grouping, Eq. 6: within a group, rows with identical anchors form a
+   step group. Similarity mode: a distinct anchor joins the first existing cluster
+   whose representative has `difflib.SequenceMatcher(None, anchor, rep).ratio()` ≥
+   threshold, else starts a new cluster. Distinct anchors of a group are visited by
+   (first step index they appear at, anchor text), so the clusters do not depend on
+   the row order (the reference code visits rows in batch order).
+4. Step level, Eq. 7: A^S = (R_t − mean_S R_t) / (std_S R_t + ε) over the step group
+   S; singleton step group: A^S = 0.
+5. Combined, Eq. 8: A = A^E + ω · A^S.
+
+`normalize="mean"` drops both divisions by the std (the paper's WebShop setting).
+Two deliberate readings, both documented in docs/credit.md:
+- the singleton episode rule applies to groups with one trajectory; the reference
+  code applies it to groups with one row, so for K = 1 with T > 1 it gives A^E = 0
+  where this gives R(τ)/(1 + ε);
+- the penalty is subtracted from r_t before R_t and R(τ) are computed (the
+  ALGORITHMS.md statement); the reference code subtracts λ from the row's episode
+  score and from its already-discounted R_t, so earlier steps do not feel it.
+"""
+
+from __future__ import annotations
+
+from difflib import SequenceMatcher
+
+import numpy as np
+
+from .batch import (
+    StepBatch,
+    check_finite,
+    check_positive,
+    check_unit_interval,
+    discounted_suffix_sum,
+    episode_returns,
+    factorize_pairs,
+    normalize_in_groups,
+)
+from .registry import register
+
+
+@register("gigpo")
+def advantages(batch: StepBatch, *, gamma: float = 0.95, step_weight: float = 1.0, normalize: str = "mean_std",
+               eps: float = 1e-6, invalid_penalty: float = 0.1, similarity: bool = False,
+               similarity_threshold: float = 0.95) -> np.ndarray:
+    """GiGPO advantage A = A^E + ω·A^S of each step row (Eq. 8).
+
+    Args:
+        gamma: discount γ of the step returns (Eq. 5).
+        step_weight: ω, weight of the step-level advantage (Eq. 8).
+        normalize: "mean_std" (ALFWorld setting) or "mean" (WebShop setting), both levels.
+        eps: added to the std before dividing.
+        invalid_penalty: λ subtracted from the reward of rows with valid=False.
+        similarity: group anchors by string similarity instead of exact equality.
+        similarity_threshold: minimum `SequenceMatcher.ratio()` to join a cluster.
+    """
+    check_finite("step_weight", step_weight)
+    episode_advantage, step_advantage = advantage_levels(
+        batch, gamma=gamma, normalize=normalize, eps=eps, invalid_penalty=invalid_penalty,
+        similarity=similarity, similarity_threshold=similarity_threshold)
+    return episode_advantage + (step_advantage if step_weight == 1 else step_weight * step_advantage)  # Eq. 8
+
+
+def advantage_levels(batch: StepBatch, *, gamma: float = 0.95, normalize: str = "mean_std", eps: float = 1e-6,
+                     invalid_penalty: float = 0.1, similarity: bool = False,
+                     similarity_threshold: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """(A^E, A^S) per step row, row order: GiGPO's two levels before Eq. 8 combines them."""
+    check_unit_interval("gamma", gamma)
+    check_positive("eps", eps)
+    check_finite("invalid_penalty", invalid_penalty)
+    reward = penalized_reward(batch, invalid_penalty)
+
+    # Eq. 3: episode level, statistics over the group's step rows (weight = trajectory length)
+    episode_return = episode_returns(batch, reward)
+    episode_advantage = normalize_in_groups(
+        episode_return, batch.traj_group, batch.n_groups, normalize, eps,
+        weight=batch.traj_length, singleton=batch.group_size == 1, singleton_rule="raw")[batch.traj_code]
+
+    # Eq. 5: discounted step returns, canonical order
+    step_return = discounted_suffix_sum(batch, batch.canonical(reward), gamma)
+
+    # Eq. 6 + Eq. 7: step level within anchor-state groups; singleton step group → 0
+    step_group, n_step_groups = step_groups(batch, similarity=similarity, similarity_threshold=similarity_threshold)
+    step_advantage = normalize_in_groups(step_return, batch.canonical(step_group), n_step_groups, normalize, eps,
+                                         singleton_rule="zero")
+    return episode_advantage, batch.to_rows(step_advantage)
+
+
+def penalized_reward(batch: StepBatch, invalid_penalty: float) -> np.ndarray:
+    """r_t − λ·[action invalid] per row, row order (the invalid-action penalty)."""
+    if invalid_penalty == 0 or batch.valid.all():
+        return batch.reward
+    return np.where(batch.valid, batch.reward, batch.reward - invalid_penalty)
+
+
+def step_groups(batch: StepBatch, *, similarity: bool = False,
+                similarity_threshold: float = 0.95) -> tuple[np.ndarray, int]:
+    """Anchor-state grouping (Eq. 6): (step-group code per row in row order, number of step groups).
+
+    Rows share a code iff they are in the same group and have the same anchor (exact
+    mode) or their anchors fall into the same similarity cluster. Cached on the batch.
+    """
+    if similarity:
+        check_unit_interval("similarity_threshold", similarity_threshold)
+        if similarity_threshold == 0:
+            raise ValueError("similarity_threshold=0 would put every anchor of a group in one step group; use (0, 1]")
+    key = ("step_groups", bool(similarity), float(similarity_threshold) if similarity else None)
+    if key not in batch._cache:
+        codes, count = _exact_step_groups(batch)
+        if similarity:
+            codes, count = _similarity_step_groups(batch, codes, count, similarity_threshold)
+        codes.flags.writeable = False
+        batch._cache[key] = (codes, count)
+    return batch._cache[key]
+
+
+def _exact_step_groups(batch: StepBatch) -> tuple[np.ndarray, int]:
+    """Codes of the (group, anchor) pairs; str anchors compared by hash (see `credit.batch.factorize`)."""
+    return factorize_pairs(batch.group_code, batch.n_groups, batch.anchor_key)
+
+
+def _similarity_step_groups(batch: StepBatch, exact_code: np.ndarray, n_exact: int,
+                            threshold: float) -> tuple[np.ndarray, int]:
+    """Merge exact step groups whose anchors are similar; loops over distinct anchors, not rows."""
+    if isinstance(batch.anchor, np.ndarray):
+        raise TypeError("similarity mode compares anchor text, but the anchors are int state hashes; use exact mode")
+    representative = np.full(n_exact, len(batch))
+    np.minimum.at(representative, exact_code, np.arange(len(batch)))  # one row per distinct (group, anchor)
+    first_step = np.full(n_exact, np.iinfo(np.int64).max)
+    np.minimum.at(first_step, exact_code, batch.step)
+    anchor_text = [batch.anchor[row] for row in representative.tolist()]  # one per distinct anchor, not per row
+    not_text = [i for i, text in enumerate(anchor_text) if not isinstance(text, str)]
+    if not_text:
+        raise TypeError(f"similarity mode compares anchor text; anchor {anchor_text[not_text[0]]!r} at row "
+                        f"{representative[not_text[0]]} is not a str")
+    group_of = batch.group_code[representative]
+    by_group = np.argsort(group_of, kind="stable")
+    cluster_of = np.empty(n_exact, dtype=np.int64)
+    n_clusters = 0
+    for members in np.split(by_group, np.flatnonzero(np.diff(group_of[by_group])) + 1):  # one group at a time
+        clusters: list[tuple[SequenceMatcher, int]] = []  # (matcher holding the representative, cluster id)
+        for exact in sorted(members.tolist(), key=lambda e: (first_step[e], anchor_text[e])):
+            text = anchor_text[exact]
+            for matcher, cluster in clusters:
+                matcher.set_seq1(text)  # ratio(text, representative), argument order as in the reference
+                if (matcher.real_quick_ratio() >= threshold and matcher.quick_ratio() >= threshold
+                        and matcher.ratio() >= threshold):
+                    cluster_of[exact] = cluster
+                    break
+            else:
+                clusters.append((SequenceMatcher(None, text, text), n_clusters))
+                cluster_of[exact] = n_clusters
+                n_clusters += 1
+    return cluster_of[exact_code], n_clusters
