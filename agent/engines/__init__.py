@@ -1,0 +1,42 @@
+"""Generation engines behind one interface (:class:`Engine`).
+
+``HFEngine`` (transformers, in-process) and ``VLLMEngine`` (vLLM, optional
+extra). :func:`make_engine` builds the one an :class:`~agent.config.AgentConfig` names.
+"""
+
+from agent.engines.base import Completion, Engine, Sampling, default_device, resolve_dtype
+from agent.engines.hf import HFEngine
+from agent.engines.vllm import VLLMEngine, vllm_available
+
+__all__ = [
+    "Completion", "Engine", "Sampling", "HFEngine", "VLLMEngine", "make_engine", "vllm_available",
+    "default_device", "resolve_dtype",
+]
+
+
+def make_engine(config) -> Engine:
+    """The engine ``config.engine`` names, loaded from ``config.model``.
+
+    Args:
+        config: an :class:`agent.config.AgentConfig`.
+    """
+    if config.engine == "hf":
+        device = None if config.device == "auto" else config.device
+        return HFEngine.from_pretrained(
+            config.model,
+            dtype=config.dtype,
+            device=device,
+            max_batch_size=config.max_batch_size,
+            trust_remote_code=config.trust_remote_code,
+        )
+    if config.engine == "vllm":
+        return VLLMEngine(
+            config.model,
+            dtype=config.dtype,
+            gpu_memory_utilization=config.vllm_gpu_memory_utilization,
+            kv_cache_gib=config.vllm_kv_cache_gib,
+            max_model_len=config.vllm_max_model_len or config.max_prompt_tokens + config.max_new_tokens,
+            enable_prefix_caching=config.vllm_enable_prefix_caching,
+            trust_remote_code=config.trust_remote_code,
+        )
+    raise ValueError(f"engine={config.engine!r} is not one of 'hf', 'vllm'")

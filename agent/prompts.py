@@ -1,0 +1,216 @@
+"""Build the prompt of one agent step and tokenize it once.
+
+A prompt is a chat: a system message and one user message holding the task,
+the last ``history_k`` (observation, action) pairs, the current observation and,
+when the env lists them, the admissible actions. The model's chat template
+renders it (``add_generation_prompt=True``) and the tokenizer encodes it: those
+token ids are what the engine sees and what the trainer trains on.
+
+Over the token budget, the oldest history pairs go first and the count is
+returned as :attr:`Prompt.history_cut`; if the prompt still does not fit, the
+middle of the current observation is cut (:attr:`Prompt.obs_cut` characters).
+Nothing is cut silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["Prompt", "PromptBuilder", "DEFAULT_SYSTEM_PROMPTS", "FORMAT_INSTRUCTIONS"]
+
+DEFAULT_SYSTEM_PROMPTS = {
+    "plain": "You are an agent in a text environment. Each turn, reply with exactly one action and nothing else.",
+    "think_action": (
+        "You are an agent in a text environment. Each turn, think step by step inside <think> </think>, "
+        "then give exactly one action inside <action> </action>."
+    ),
+}
+FORMAT_INSTRUCTIONS = {
+    "plain": "Reply with your next action.",
+    "think_action": "Reply as <think>your reasoning</think><action>your next action</action>.",
+}
+OBS_CUT_MARKER = " [...] "
+
+
+@dataclass
+class Prompt:
+    """One tokenized prompt.
+
+    Attributes:
+        token_ids: the chat-templated prompt, ending with the assistant header.
+        text: the same prompt as text (for display; never re-encoded).
+        history_cut: (observation, action) pairs of the ``history_k`` window
+            dropped to fit ``max_prompt_tokens``.
+        obs_cut: characters cut from the middle of the current observation
+            after all history was dropped (0 almost always).
+    """
+
+    token_ids: list[int]
+    text: str
+    history_cut: int = 0
+    obs_cut: int = 0
+
+
+class PromptBuilder:
+    """Render agent steps with a tokenizer's chat template under a token budget.
+
+    Args:
+        tokenizer: a Hugging Face tokenizer with a ``chat_template``.
+        history_k: past (observation, action) pairs to show; 0 shows none.
+        response_format: ``"plain"`` or ``"think_action"`` (picks the default
+            system prompt and the reply instruction).
+        max_prompt_tokens: token budget of the whole prompt.
+        system_prompt: overrides the default system message.
+        show_admissible_actions: list the env's admissible actions.
+
+    Example:
+        >>> builder = PromptBuilder(tokenizer, history_k=2)
+        >>> prompt = builder.build("Find the coin.", "You are in a kitchen.", history=[("...", "go east")])
+        >>> prompt.token_ids[:5], prompt.history_cut
+    """
+
+    def __init__(
+        self,
+        tokenizer,
+        *,
+        history_k: int = 4,
+        response_format: str = "plain",
+        max_prompt_tokens: int = 1024,
+        system_prompt: str | None = None,
+        show_admissible_actions: bool = True,
+    ):
+        if history_k < 0:
+            raise ValueError(f"history_k={history_k} must be >= 0")
+        if response_format not in DEFAULT_SYSTEM_PROMPTS:
+            raise ValueError(f"response_format={response_format!r} is not one of {sorted(DEFAULT_SYSTEM_PROMPTS)}")
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError(
+                f"tokenizer {getattr(tokenizer, 'name_or_path', type(tokenizer).__name__)!r} has no chat_template; "
+                "use an instruct model or build one with `steprl model tiny`"
+            )
+        self.tokenizer = tokenizer
+        self.history_k = history_k
+        self.response_format = response_format
+        self.max_prompt_tokens = max_prompt_tokens
+        self.system_prompt = system_prompt if system_prompt is not None else DEFAULT_SYSTEM_PROMPTS[response_format]
+        self.show_admissible_actions = show_admissible_actions
+
+    @classmethod
+    def from_config(cls, tokenizer, config) -> "PromptBuilder":
+        """Build from an :class:`agent.config.AgentConfig`."""
+        return cls(
+            tokenizer,
+            history_k=config.history_k,
+            response_format=config.response_format,
+            max_prompt_tokens=config.max_prompt_tokens,
+            system_prompt=config.system_prompt,
+            show_admissible_actions=config.show_admissible_actions,
+        )
+
+    # -- rendering ------------------------------------------------------------
+    def user_message(
+        self,
+        task: str,
+        observation: str,
+        history: Sequence[tuple[str, str]] = (),
+        admissible_actions: Sequence[str] | None = None,
+    ) -> str:
+        """The user turn's text for exactly this history (no windowing, no budget)."""
+        parts = [f"Task: {task.strip()}"]
+        if history:
+            lines = [f"Your last {len(history)} steps, oldest first:"]
+            for past_obs, past_action in history:
+                lines.append(f"Observation: {past_obs.strip()}")
+                lines.append(f"Action: {past_action.strip()}")
+            parts.append("\n".join(lines))
+        parts.append(f"Current observation:\n{observation.strip()}")
+        if self.show_admissible_actions and admissible_actions:
+            parts.append("Admissible actions: " + ", ".join(a.strip() for a in admissible_actions))
+        parts.append(FORMAT_INSTRUCTIONS[self.response_format])
+        return "\n\n".join(parts)
+
+    def messages(self, task, observation, history=(), admissible_actions=None) -> list[dict[str, str]]:
+        """The chat (system + user) for exactly this history."""
+        chat = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        chat.append({"role": "user", "content": self.user_message(task, observation, history, admissible_actions)})
+        return chat
+
+    def render(self, task, observation, history=(), admissible_actions=None) -> tuple[str, list[int]]:
+        """Chat-template the prompt and encode it once: ``(text, token_ids)``."""
+        text = self.tokenizer.apply_chat_template(
+            self.messages(task, observation, history, admissible_actions), tokenize=False, add_generation_prompt=True
+        )
+        return text, self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    # -- the budget -----------------------------------------------------------
+    def build(
+        self,
+        task: str,
+        observation: str,
+        history: Sequence[tuple[str, str]] = (),
+        admissible_actions: Sequence[str] | None = None,
+    ) -> Prompt:
+        """The prompt of one step within ``max_prompt_tokens``.
+
+        Args:
+            task: the episode's instruction (``info["task"]``).
+            observation: what the agent sees now.
+            history: all past (observation, action) pairs of the episode, oldest
+                first; the last ``history_k`` are shown.
+            admissible_actions: the env's list, or ``None``.
+
+        Raises:
+            ValueError: the prompt does not fit even with no history and an
+                empty observation (the budget is too small for the task text).
+        """
+        window = list(history)[-self.history_k :] if self.history_k else []
+
+        def fits(cut: int) -> tuple[str, list[int]] | None:
+            text, ids = self.render(task, observation, window[cut:], admissible_actions)
+            return (text, ids) if len(ids) <= self.max_prompt_tokens else None
+
+        full = fits(0)
+        if full is not None:
+            return Prompt(full[1], full[0])
+        # binary search for the fewest oldest pairs to drop (prompt length shrinks as cut grows)
+        low, high = 1, len(window)
+        best = None
+        while low <= high:
+            mid = (low + high) // 2
+            got = fits(mid)
+            if got is not None:
+                best, high = (mid, got), mid - 1
+            else:
+                low = mid + 1
+        if best is not None:
+            cut, (text, ids) = best
+            return Prompt(ids, text, history_cut=cut)
+        return self._cut_observation(task, observation, admissible_actions, history_cut=len(window))
+
+    def _cut_observation(self, task, observation, admissible_actions, history_cut: int) -> Prompt:
+        """No history fits: keep the head and tail of the observation, cut the middle."""
+        observation = observation.strip()
+
+        def shortened(keep: int) -> str:
+            if keep >= len(observation):
+                return observation
+            head = keep // 2
+            return observation[:head] + OBS_CUT_MARKER + observation[len(observation) - (keep - head) :]
+
+        text, ids = self.render(task, shortened(0), (), admissible_actions)
+        if len(ids) > self.max_prompt_tokens:
+            raise ValueError(
+                f"max_prompt_tokens={self.max_prompt_tokens} is too small: the prompt without history or observation "
+                f"already has {len(ids)} tokens (system prompt, task, admissible actions). Raise max_prompt_tokens."
+            )
+        low, high, best = 0, len(observation) - 1, (0, text, ids)
+        while low <= high:  # most characters that still fit
+            mid = (low + high) // 2
+            text, ids = self.render(task, shortened(mid), (), admissible_actions)
+            if len(ids) <= self.max_prompt_tokens:
+                best, low = (mid, text, ids), mid + 1
+            else:
+                high = mid - 1
+        keep, text, ids = best
+        return Prompt(ids, text, history_cut=history_cut, obs_cut=len(observation) - keep)
