@@ -6,7 +6,7 @@ STAMP := $(VENV)/.steprl-installed
 .PHONY: quickstart test install bench
 
 quickstart: $(STAMP)
-	$(PY) -m steprl quickstart
+	$(PY) -m steprl train
 
 test: $(STAMP)
 	$(PY) -m pytest

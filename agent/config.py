@@ -38,6 +38,8 @@ class AgentConfig(BaseModel):
     """Most tokens per response, the stop token included."""
     history_k: int = Field(4, ge=0)
     """Past (observation, action) pairs shown in the prompt; 0 = none."""
+    history_observations: bool = True
+    """Show past observations with past actions; False lists only the last history_k actions (short prompts)."""
     response_format: Literal["plain", "think_action"] = "plain"
     """`plain`: the response is the action; `think_action`: <think>…</think><action>…</action>."""
     max_prompt_tokens: int = Field(1024, ge=32)

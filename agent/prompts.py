@@ -79,6 +79,7 @@ class PromptBuilder:
         max_prompt_tokens: int = 1024,
         system_prompt: str | None = None,
         show_admissible_actions: bool = True,
+        history_observations: bool = True,
     ):
         if history_k < 0:
             raise ValueError(f"history_k={history_k} must be >= 0")
@@ -95,6 +96,7 @@ class PromptBuilder:
         self.max_prompt_tokens = max_prompt_tokens
         self.system_prompt = system_prompt if system_prompt is not None else DEFAULT_SYSTEM_PROMPTS[response_format]
         self.show_admissible_actions = show_admissible_actions
+        self.history_observations = history_observations
 
     @classmethod
     def from_config(cls, tokenizer, config) -> "PromptBuilder":
@@ -106,6 +108,7 @@ class PromptBuilder:
             max_prompt_tokens=config.max_prompt_tokens,
             system_prompt=config.system_prompt,
             show_admissible_actions=config.show_admissible_actions,
+            history_observations=config.history_observations,
         )
 
     # -- rendering ------------------------------------------------------------
@@ -118,7 +121,10 @@ class PromptBuilder:
     ) -> str:
         """The user turn's text for exactly this history (no windowing, no budget)."""
         parts = [f"Task: {task.strip()}"]
-        if history:
+        if history and not self.history_observations:
+            parts.append(f"Your last {len(history)} actions, oldest first: "
+                         + ", ".join(past_action.strip() for _, past_action in history))
+        elif history:
             lines = [f"Your last {len(history)} steps, oldest first:"]
             for past_obs, past_action in history:
                 lines.append(f"Observation: {past_obs.strip()}")

@@ -12,7 +12,7 @@ __all__ = ["EnvConfig"]
 class EnvConfig(BaseModel):
     """The environment side of a run."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     id: str = "textworld/coin_collector-v0"
     """Registered env id (``steprl envs`` lists them)."""
@@ -20,10 +20,6 @@ class EnvConfig(BaseModel):
     """Extra arguments of ``envs.make`` (difficulty settings, e.g. ``level: [2, 3]``)."""
     train_tasks: int = Field(96, ge=1)
     """How many tasks of the ``train`` split training draws from."""
-    eval_tasks: int = Field(200, ge=1)
-    """How many tasks of the evaluation split each evaluation plays."""
-    eval_split: str = "valid"
-    """Split of the periodic evaluation during training (``valid`` or ``test``)."""
     max_turns: int = Field(20, ge=1)
     """Turns per episode before it is truncated."""
     num_workers: int = Field(0, ge=0)
@@ -38,15 +34,6 @@ class EnvConfig(BaseModel):
             envs.spec(value)
         except KeyError as exc:  # pydantic reports ValueErrors with the field name
             raise ValueError(exc.args[0]) from None
-        return value
-
-    @field_validator("eval_split")
-    @classmethod
-    def _split(cls, value: str) -> str:
-        from envs.core import SPLITS
-
-        if value not in SPLITS:
-            raise ValueError(f"must be one of {list(SPLITS)}, got {value!r}")
         return value
 
     def make_fns(self, split: str, num_tasks: int, count: int) -> list:

