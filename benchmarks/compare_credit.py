@@ -1,0 +1,81 @@
+"""Credit estimators head to head on the quickstart setting, at equal budget.
+
+Each method trains ``configs/quickstart.yaml`` (same tiny model recipe, same SFT
+warm start, same number of iterations, tasks and episodes) with only the credit
+assignment changed, over several seeds. Each run is a separate process so its
+peak RSS is its own. Reports held-out test success (each run judged on the mean
+of its last 3 evaluations; mean ± std over seeds), the gain over the SFT start,
+wall time and peak RSS. ``grpo+kl`` adds a KL term to a reference model
+(kl_coef 0.01), the one setting here that holds a second model copy.
+
+    python benchmarks/compare_credit.py [--seeds 0 1 2] [--methods gigpo grpo rloo loop spa grpo+kl] [key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+METHODS = {
+    "gigpo": ["credit.estimator=gigpo"],
+    "grpo": ["credit.estimator=grpo", "credit.params={}"],
+    "rloo": ["credit.estimator=rloo", "credit.params={}"],
+    "loop": ["credit.estimator=loop", "credit.params={}", "trainer.aggregation=seq-mean-token-mean"],
+    "spa": ["credit.estimator=spa", "credit.params={gamma: 0.95}"],
+    "grpo+kl": ["credit.estimator=grpo", "credit.params={}", "trainer.kl_coef=0.01"],
+}
+
+
+def train(overrides: list[str]) -> tuple[dict, float, float]:
+    """Run one training process; returns (summary, wall seconds, peak RSS in MiB)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "steprl", "train", "configs/quickstart.yaml", *overrides],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"training failed: {' '.join(overrides)}\n{proc.stderr.read()[-2000:]}")
+    run_dir = next(o.split("=", 1)[1] for o in overrides if o.startswith("run.dir="))
+    return json.loads((Path(run_dir) / "summary.json").read_text()), wall, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--out", default="runs/bench_credit")
+    parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
+    args = parser.parse_args()
+
+    results: dict[str, list[tuple[dict, float, float]]] = {}
+    for method in args.methods:
+        for seed in args.seeds:
+            overrides = [f"run.seed={seed}", f"run.dir={args.out}/{method}_seed{seed}", "run.progress=false",
+                         *METHODS[method], *args.overrides]
+            results.setdefault(method, []).append(train(overrides))
+            summary, wall, rss = results[method][-1]
+            print(json.dumps({"method": method, "seed": seed, "start": summary["success_start"],
+                              "last3": summary["success_last3"], "wall_s": wall, "peak_rss_mib": rss}), flush=True)
+
+    print(f"\n# credit estimators on the quickstart setting, seeds {args.seeds}; held-out test success, "
+          f"200 greedy episodes per evaluation, each run = mean of its last 3 evaluations")
+    print(f"# machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
+    print("| method | success after RL | gain over SFT start | wall (min) | peak RSS (MiB) |")
+    print("|---|---:|---:|---:|---:|")
+    for method, runs in results.items():
+        last = np.array([s["success_last3"] for s, _, _ in runs])
+        gain = last - np.array([s["success_start"] for s, _, _ in runs])
+        print(f"| {method} | {100 * last.mean():.1f} ± {100 * last.std():.1f}% | {100 * gain.mean():+.1f} | "
+              f"{np.mean([w for _, w, _ in runs]) / 60:.1f} | {np.max([r for _, _, r in runs]):.0f} |")
+
+
+if __name__ == "__main__":
+    main()
