@@ -19,6 +19,9 @@ COMMANDS = {
     "env": "env_new",
     "play": "play",
     "model": "model",
+    "eval": "eval",
+    "plot": "plot",
+    "view": "view",
 }
 
 
