@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -332,7 +331,7 @@ class RLRun:
         return summary
 
     def summary(self, wall_s: float) -> dict[str, Any]:
-        evals = [h for h in self.history]
+        evals = self.history
         start = next((h["eval/success_rate"] for h in evals if h["iteration"] == 0), float("nan"))
         last = [h["eval/success_rate"] for h in evals if h["iteration"] > 0][-3:]
         return {

@@ -18,7 +18,7 @@ different states never share an anchor because their feedback happens to match.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np

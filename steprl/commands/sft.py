@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from steprl.commands.train import load, print_summary
+    from steprl.commands.train import load
     from trainer.loop import RLRun
 
     cfg = load(args)
