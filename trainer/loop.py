@@ -267,7 +267,8 @@ class RLRun:
             metrics.update(self.head.update(batch.rows, features=features))
             step_batch = step_batch.replace(progress=self.head.predict(batch.rows, features=features))
         if self.head is not None and cfg.credit.estimator == "gae":
-            values = self.head.predict(batch.rows)
+            features = self.head.features(batch.rows)  # one backbone pass serves predict and update
+            values = self.head.predict(batch.rows, features=features)
             step_batch = step_batch.replace(value=values)
         t2 = time.perf_counter()
         advantages = credit.estimate(cfg.credit.estimator, step_batch, **cfg.credit.params)
@@ -275,7 +276,8 @@ class RLRun:
         gigpo_params = cfg.credit.params if cfg.credit.estimator == "gigpo" else {}
         metrics.update(credit.diagnose(step_batch, advantages, **gigpo_params))
         if self.head is not None and cfg.credit.estimator == "gae":
-            metrics.update(self.head.update(batch.rows, returns=advantages + values, old_values=values))
+            metrics.update(self.head.update(batch.rows, returns=advantages + values, old_values=values,
+                                            features=features))
         threshold = cfg.credit.effective_drop_threshold
         keep = None if threshold is None else credit.keep_mask(advantages, threshold)
         if keep is not None:
