@@ -18,6 +18,7 @@ rollout goes on and the error is counted in :meth:`TrajectoryBatch.metrics`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from collections import deque
@@ -33,7 +34,7 @@ from agent.engines.base import Engine, Sampling
 from agent.parsing import parse_response
 from agent.prompts import PromptBuilder
 
-__all__ = ["StepRow", "TrajectoryBatch", "rollout"]
+__all__ = ["StepRow", "TrajectoryBatch", "rollout", "anchor_key"]
 
 
 @dataclass
@@ -62,6 +63,8 @@ class StepRow:
         expert_action: the env's expert action in this state, when it has one.
         env_error: the env's error message when it crashed on this step.
         obs_cut: characters cut from the observation to fit the budget (rare).
+        anchor_key: a stable 63-bit hash of ``anchor`` (:func:`anchor_key`), computed when
+            the row is made, so credit groups integers instead of hashing text.
     """
 
     traj_id: int
@@ -85,6 +88,17 @@ class StepRow:
     expert_action: str | None
     env_error: str | None
     obs_cut: int = 0
+    anchor_key: int = -1
+
+    def __post_init__(self) -> None:
+        if self.anchor_key < 0:
+            self.anchor_key = anchor_key(self.anchor)
+
+
+def anchor_key(anchor: str) -> int:
+    """A stable 63-bit state hash of an anchor text (BLAKE2b), equal across processes and runs."""
+    digest = hashlib.blake2b(anchor.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
 
 
 _EPISODE_FIELDS = ("traj_id", "group_id", "task_id", "success")
@@ -150,8 +164,13 @@ class TrajectoryBatch:
             out["time/tokens_per_s"] = sum(len(r.response_ids) for r in rows) / t["total"]
         return out
 
-    def to_step_batch(self):
-        """The rows as a ``credit.StepBatch`` (``valid`` = ``format_ok and valid_action``)."""
+    def to_step_batch(self, text_anchors: bool = False):
+        """The rows as a ``credit.StepBatch`` (``valid`` = ``format_ok and valid_action``).
+
+        Anchors go in as the rows' integer ``anchor_key`` state hashes (hashed when each
+        step was made, so credit does no string work); ``text_anchors=True`` passes the
+        anchor texts instead, which GiGPO's similarity mode needs.
+        """
         import credit  # lazy: agent does not depend on credit
 
         rows = self.rows
@@ -160,7 +179,7 @@ class TrajectoryBatch:
             traj_id=np.array([r.traj_id for r in rows], dtype=np.int64),
             step=np.array([r.step for r in rows], dtype=np.int64),
             reward=np.array([r.reward for r in rows], dtype=np.float64),
-            anchor=[r.anchor for r in rows],
+            anchor=[r.anchor for r in rows] if text_anchors else np.array([r.anchor_key for r in rows], dtype=np.int64),
             valid=np.array([r.format_ok and r.valid_action for r in rows], dtype=bool),
         )
 

@@ -2,20 +2,28 @@
 
 Builds synthetic rollouts (groups of 8 trajectories, 1–50 steps each, anchors drawn
 from 300 observation texts per group, 5% invalid actions, sparse final reward) of 10k,
-100k and 1M step rows, in the form `agent.TrajectoryBatch.to_step_batch` passes them
-(int ids and numeric numpy arrays, a list of str anchors, rows ordered by trajectory
-then step), and times what the trainer pays for:
-`StepBatch(...)` from the rollout arrays ("build") plus `credit.estimate("gigpo", ...)`
-("gigpo", which hashes and groups the anchors). For 10k and 100k rows it also runs
-`gigpo_loop`, the same computation written the straightforward way (a Python loop
-over groups and rows with dicts keyed by trajectory and (group, anchor)), asserts
-that both give the same numbers, and prints the speedup. Every timed run gets freshly
-built anchor strings, so Python's cached string hashes flatter neither side; both
-sides report their best of several runs (the machine may be shared).
+100k and 1M step rows, with int ids and numeric numpy arrays, rows ordered by
+trajectory then step, and times `StepBatch(...)` ("build") plus
+`credit.estimate("gigpo", ...)` ("gigpo"). Two anchor forms:
 
-Extra rows repeat the 100k and 1M sizes with the rows shuffled (a worst case for
-memory access: every gather into canonical order is random) and with anchors given as
-int state hashes (no observation text to hash).
+- "int": int64 state hashes. This is what the trainer pays: `agent` hashes each
+  anchor text once when the step is made (`StepRow.anchor_key`, BLAKE2b, during the
+  rollout, where it is noise next to generation) and `TrajectoryBatch.to_step_batch`
+  hands credit the integers.
+- "text": a list of freshly built anchor strings (new objects, no cached hash), as
+  GiGPO's similarity mode or your own code may pass them; credit then hashes every
+  string, and Python's string hashing alone is ~14 ms per 100k rows here.
+
+For 10k and 100k rows it also runs `gigpo_loop`, the same computation written the
+straightforward way (a Python loop over groups and rows with dicts keyed by
+trajectory and (group, anchor)), asserts that both give the same numbers, and prints
+the speedup. Both sides report their best of several runs (the machine may be shared).
+Extra rows repeat the sizes with the rows shuffled (a worst case for memory access).
+
+Allocator: the table runs after `credit.tune_allocator()`, as every `steprl` command
+does (glibc keeps freed memory instead of page-faulting each numpy temporary in; see
+credit/allocator.py). A first block times the 100k rows with the default allocator,
+before tuning, so the effect is on record in the same run.
 
 Left out: similarity mode (it loops over distinct anchors by design), other estimators
 (each does a subset of GiGPO's work).
@@ -40,9 +48,9 @@ TRAJECTORIES_PER_GROUP = 8
 MAX_STEPS = 50
 ANCHORS_PER_GROUP = 300
 CASES = (  # (anchors, row order, rows)
+    ("int", "agent", 10_000), ("int", "agent", 100_000), ("int", "agent", 1_000_000),
+    ("int", "shuffled", 100_000), ("int", "shuffled", 1_000_000),
     ("text", "agent", 10_000), ("text", "agent", 100_000), ("text", "agent", 1_000_000),
-    ("text", "shuffled", 100_000), ("text", "shuffled", 1_000_000),
-    ("int", "agent", 100_000), ("int", "agent", 1_000_000),
 )
 LOOP_SIZES = (10_000, 100_000)
 VECTOR_REPEATS, LOOP_REPEATS = 5, 3
@@ -149,7 +157,19 @@ def run_loop(rollouts, anchor) -> tuple[np.ndarray, float]:
     return np.array(advantages), time.perf_counter() - start
 
 
+def untuned_rows() -> list[str]:
+    """The 100k cases with glibc's default malloc settings (must run before tune_allocator)."""
+    lines = []
+    for kind in ("int", "text"):
+        rollouts = make_rollouts(100_000)
+        total = min(sum(gigpo_vectorized(rollouts, make_anchors(rollouts, kind))[1:]) for _ in range(VECTOR_REPEATS))
+        lines.append(f"default allocator, {kind} anchors, 100,000 rows: total {total:.4f} s")
+    return lines
+
+
 def main() -> None:
+    before = untuned_rows()
+    tuned = credit.tune_allocator()
     print(f"GiGPO credit assignment (exact anchors, gamma=0.95, mean_std): best of {VECTOR_REPEATS} runs "
           f"(loop: best of {LOOP_REPEATS})")
     print(f"machine: {os.cpu_count()} CPUs ({platform.machine()}), Python {platform.python_version()}, "
@@ -157,6 +177,8 @@ def main() -> None:
     print(f"data: groups of {TRAJECTORIES_PER_GROUP} trajectories, 1-{MAX_STEPS} steps, anchors drawn from "
           f"{ANCHORS_PER_GROUP} observation texts per group, 5% invalid actions; order 'agent' = by trajectory, "
           "then step (as agent.TrajectoryBatch gives them)")
+    print(*before, sep="\n")
+    print(f"allocator tuned (credit.tune_allocator, as steprl commands do): {tuned}; the table below runs tuned")
     header = (f"{'anchors':>7} {'order':>8} {'rows':>10} {'groups':>7} {'anchors/group':>13} {'build s':>8} "
               f"{'gigpo s':>8} {'total s':>8} {'x prev':>7} {'loop s':>7} {'speedup':>8}")
     print(header)

@@ -9,10 +9,11 @@ lists them, `credit.register(name)` adds one. See docs/credit.md.
 """
 
 from . import gae, gigpo, grpo, loop, rloo, spa  # noqa: F401  (importing registers the estimators)
+from .allocator import tune_allocator
 from .batch import StepBatch, episode_returns, step_returns
 from .diagnostics import diagnose
 from .loop import keep_mask
 from .registry import available, check_params, estimate, register
 
 __all__ = ["StepBatch", "available", "check_params", "diagnose", "episode_returns", "estimate", "keep_mask",
-           "register", "step_returns"]
+           "register", "step_returns", "tune_allocator"]

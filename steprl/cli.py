@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    import credit
+
+    credit.tune_allocator()  # numpy temporaries reuse freed memory (see credit/allocator.py)
     try:
         return int(args.func(args) or 0)
     except (UserError, KeyError, ValueError, FileNotFoundError, FileExistsError) as exc:

@@ -261,7 +261,7 @@ class RLRun:
         t1 = time.perf_counter()
         metrics = batch.metrics()
 
-        step_batch = batch.to_step_batch()
+        step_batch = batch.to_step_batch(text_anchors=bool(cfg.credit.params.get("similarity", False)))
         if self.head is not None and cfg.credit.estimator == "spa":
             features = self.head.features(batch.rows)
             metrics.update(self.head.update(batch.rows, features=features))

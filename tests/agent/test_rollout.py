@@ -2,12 +2,13 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from agent.config import AgentConfig
 from agent.engines import Sampling
 from agent.prompts import PromptBuilder
-from agent.rollout import StepRow, TrajectoryBatch, rollout
+from agent.rollout import StepRow, TrajectoryBatch, anchor_key, rollout
 from tests.agent.conftest import RecordingEngine, ScriptedEngine, make_vector_env, teacher_forced_logprobs
 
 
@@ -172,7 +173,13 @@ def test_to_step_batch(tokenizer):
     assert isinstance(steps, credit.StepBatch) and len(steps) == len(batch)
     assert steps.n_groups == 2 and steps.n_trajectories == 4
     assert steps.valid.tolist() == [r.format_ok and r.valid_action for r in batch.rows]
-    assert list(steps.anchor) == [r.anchor for r in batch.rows]
+    # anchors travel as stable int state hashes: equal texts <=> equal keys
+    keys = steps.anchor.tolist()
+    assert keys == [anchor_key(r.anchor) for r in batch.rows]
+    assert len(set(keys)) == len({r.anchor for r in batch.rows})
+    assert anchor_key("-= Hall =-") == anchor_key("-= Hall =-") != anchor_key("-= Hall =- ")
+    assert list(batch.to_step_batch(text_anchors=True).anchor) == [r.anchor for r in batch.rows]
+    np.testing.assert_allclose(credit.estimate("gigpo", steps), credit.estimate("gigpo", batch.to_step_batch(True)))
 
 
 def test_batch_helpers_on_hand_made_rows(tmp_path):
