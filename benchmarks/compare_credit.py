@@ -9,6 +9,12 @@ wall time and peak RSS. ``grpo+kl`` adds a KL term to a reference model
 (kl_coef 0.01), the one setting here that holds a second model copy.
 
     python benchmarks/compare_credit.py [--seeds 0 1 2] [--methods gigpo grpo rloo loop spa grpo+kl] [key=value ...]
+
+Runs go seed by seed (every method on seed 0 first). A finished run leaves
+``bench.json`` (its wall time and peak RSS) beside its ``summary.json``; a later
+invocation with the same ``--out`` reuses it instead of training again, so the
+table can be built up over several sittings. Wall time is the run's own; on a
+shared machine it is inflated by the load, which the table prints.
 """
 
 from __future__ import annotations
@@ -55,19 +61,32 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
     args = parser.parse_args()
 
-    results: dict[str, list[tuple[dict, float, float]]] = {}
-    for method in args.methods:
-        for seed in args.seeds:
-            overrides = [f"run.seed={seed}", f"run.dir={args.out}/{method}_seed{seed}", "run.progress=false",
+    results: dict[str, list[tuple[dict, float, float]]] = {method: [] for method in args.methods}
+    loads = []
+    for seed in args.seeds:
+        for method in args.methods:
+            run_dir = Path(f"{args.out}/{method}_seed{seed}")
+            overrides = [f"run.seed={seed}", f"run.dir={run_dir}", "run.progress=false", "run.overwrite=true",
                          *METHODS[method], *args.overrides]
-            results.setdefault(method, []).append(train(overrides))
-            summary, wall, rss = results[method][-1]
+            record = run_dir / "bench.json"
+            if record.exists() and json.loads(record.read_text()).get("overrides") == overrides:
+                saved = json.loads(record.read_text())
+                result = (json.loads((run_dir / "summary.json").read_text()), saved["wall_s"], saved["peak_rss_mib"])
+                loads.append(saved.get("load", float("nan")))
+            else:
+                loads.append(os.getloadavg()[0])
+                result = train(overrides)
+                record.write_text(json.dumps({"overrides": overrides, "wall_s": result[1],
+                                              "peak_rss_mib": result[2], "load": loads[-1]}))
+            results[method].append(result)
+            summary, wall, rss = result
             print(json.dumps({"method": method, "seed": seed, "start": summary["success_start"],
                               "last3": summary["success_last3"], "wall_s": wall, "peak_rss_mib": rss}), flush=True)
 
     print(f"\n# credit estimators on the quickstart setting, seeds {args.seeds}; held-out test success, "
           f"200 greedy episodes per evaluation, each run = mean of its last 3 evaluations")
-    print(f"# machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
+    print(f"# machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}; "
+          f"load average when runs started: {np.nanmin(loads):.1f}-{np.nanmax(loads):.1f}")
     print("| method | success after RL | gain over SFT start | wall (min) | peak RSS (MiB) |")
     print("|---|---:|---:|---:|---:|")
     for method, runs in results.items():
