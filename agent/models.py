@@ -80,18 +80,20 @@ def load_model(
 
 # -- tiny models --------------------------------------------------------------
 def collect_env_text(
-    env_id: str, *, num_tasks: int = 8, episodes_per_task: int = 2, max_steps: int = 30, seed: int = 0
+    env_id: str, *, num_tasks: int = 8, episodes_per_task: int = 2, max_steps: int = 30, seed: int = 0,
+    env_kwargs: dict | None = None,
 ) -> list[str]:
     """Texts an agent meets in ``env_id``: tasks, observations, actions.
 
     Plays ``episodes_per_task`` episodes on each of the first ``num_tasks``
     train tasks, alternating expert episodes (``info["expert_action"]``, when
-    the env has one) and random admissible actions.
+    the env has one) and random admissible actions. ``env_kwargs`` go to
+    :func:`envs.make` (the run's ``env.kwargs``: difficulty, levels, ...).
     """
     import envs
 
     rng = random.Random(seed)
-    env = envs.make(env_id, split="train", num_tasks=num_tasks)
+    env = envs.make(env_id, split="train", **{"num_tasks": num_tasks, **(env_kwargs or {})})
     texts: list[str] = []
     try:
         for task in range(env.unwrapped.num_tasks):
@@ -160,6 +162,7 @@ def build_tiny_model(
     max_positions: int = 4096,
     seed: int = 0,
     num_tasks: int = 8,
+    env_kwargs: dict | None = None,
 ) -> Path:
     """Build and save a from-scratch Qwen2 model with a tokenizer fitted to an env.
 
@@ -175,6 +178,7 @@ def build_tiny_model(
         vocab: target BPE vocabulary (special tokens included; may come out smaller).
         seed: weight initialization seed.
         num_tasks: train tasks to play when ``source`` is an env id.
+        env_kwargs: keyword arguments of the env when ``source`` is an env id.
 
     Returns:
         ``out_dir`` as a Path. The model is fp32 with tied embeddings.
@@ -189,7 +193,8 @@ def build_tiny_model(
         raise ValueError(
             f"head_dim = hidden/heads = {head_dim}: vLLM needs one of {VLLM_HEAD_DIMS}; change hidden or heads"
         )
-    texts = collect_env_text(source, num_tasks=num_tasks, seed=seed) if isinstance(source, str) else list(source)
+    texts = (collect_env_text(source, num_tasks=num_tasks, seed=seed, env_kwargs=env_kwargs)
+             if isinstance(source, str) else list(source))
     if not texts:
         raise ValueError("build_tiny_model got no corpus text to train the tokenizer on")
     tokenizer = _train_tokenizer(texts + _format_texts(), vocab)

@@ -34,7 +34,7 @@ from agent.engines.base import Engine, Sampling
 from agent.parsing import parse_response
 from agent.prompts import PromptBuilder
 
-__all__ = ["StepRow", "TrajectoryBatch", "rollout", "anchor_key"]
+__all__ = ["StepRow", "TrajectoryBatch", "rollout", "anchor_key", "derive_seed"]
 
 
 @dataclass
@@ -232,7 +232,7 @@ class _Episode:
     rows: list[StepRow] = field(default_factory=list)
 
 
-def _derive_seed(*numbers: int) -> int:
+def derive_seed(*numbers: int) -> int:
     """A 31-bit seed mixed from integers (independent streams per (seed, index))."""
     return int(np.random.SeedSequence([int(x) & 0xFFFFFFFF for x in numbers]).generate_state(1)[0] >> 1)
 
@@ -284,7 +284,7 @@ def rollout(
     num_envs = vector_env.num_envs
 
     pending = deque(
-        _Episode(traj_id=group * k + j, group_id=group, task=int(task), reset_seed=_derive_seed(seed, 0, group))
+        _Episode(traj_id=group * k + j, group_id=group, task=int(task), reset_seed=derive_seed(seed, 0, group))
         for group, task in enumerate(tasks)
         for j in range(k)
     )
@@ -324,7 +324,7 @@ def rollout(
                 )
             t1 = time.perf_counter()
             timings["prompt"] += t1 - t0
-            call_sampling = dataclasses.replace(sampling, seed=_derive_seed(seed, 1, timings["engine_calls"]))
+            call_sampling = dataclasses.replace(sampling, seed=derive_seed(seed, 1, timings["engine_calls"]))
             completions = engine.generate([p.token_ids for p in prompts], n=1, sampling=call_sampling)
             timings["engine"] += time.perf_counter() - t1
             timings["engine_calls"] += 1

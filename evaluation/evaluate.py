@@ -190,7 +190,7 @@ def play_scripted(vector_env, make_policy: Callable[[int], Callable[[str, dict],
     start from the same states; the episode rules (turn limit, env errors end the
     episode as a failure) are the rollout's too.
     """
-    from agent.rollout import _derive_seed
+    from agent.rollout import derive_seed
 
     pending = deque((group, int(task)) for group, task in enumerate(tasks))
     running: dict[int, _Running] = {}
@@ -199,7 +199,7 @@ def play_scripted(vector_env, make_policy: Callable[[int], Callable[[str, dict],
         free = [i for i in range(vector_env.num_envs) if i not in running][: len(pending)]
         if free:
             starting = [pending.popleft() for _ in free]
-            observations, infos = vector_env.reset(seeds=[_derive_seed(seed, 0, g) for g, _ in starting],
+            observations, infos = vector_env.reset(seeds=[derive_seed(seed, 0, g) for g, _ in starting],
                                                    options=[{"task": t} for _, t in starting], indices=free)
             for i, (group, task), obs, info in zip(free, starting, observations, infos):
                 running[i] = _Running(task, group, make_policy(task), obs, info)
@@ -230,10 +230,10 @@ def play_scripted(vector_env, make_policy: Callable[[int], Callable[[str, dict],
 
 def _random_agent(seed: int) -> Callable[[int], Callable[[str, dict], str]]:
     """Per task, a :class:`RandomPolicy` with its own seed derived from the evaluation seed and the task."""
-    from agent.rollout import _derive_seed
+    from agent.rollout import derive_seed
     from evaluation.baselines import RandomPolicy
 
-    return lambda task: RandomPolicy(seed=_derive_seed(seed, 2, task))
+    return lambda task: RandomPolicy(seed=derive_seed(seed, 2, task))
 
 
 def _expert_agent(seed: int) -> Callable[[int], Callable[[str, dict], str]]:
