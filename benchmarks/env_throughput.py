@@ -92,7 +92,9 @@ def cached_reset_ms(env_id: str, n: int) -> float:
 
 
 #: (label, env id, make kwargs, steps) of the other families' rows.
-FAMILY_CASES: list[tuple[str, str, dict, int]] = []
+FAMILY_CASES: list[tuple[str, str, dict, int]] = [
+    ("MiniWoB click-button", "web/miniwob-click-button-v0", {}, 300),
+]
 
 
 def family_row(env_id: str, kwargs: dict, steps: int, tasks: int = 8) -> tuple[float, float]:
