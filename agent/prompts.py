@@ -10,14 +10,23 @@ Over the token budget, the oldest history pairs go first and the count is
 returned as :attr:`Prompt.history_cut`; if the prompt still does not fit, the
 middle of the current observation is cut (:attr:`Prompt.obs_cut` characters).
 Nothing is cut silently.
+
+Tool envs (``tools/*``) give their tools' JSON schemas as ``info["tools"]``;
+passed as ``tools=``, they go to ``apply_chat_template(..., tools=...)`` when
+the tokenizer's chat template renders tools (Qwen2.5, Hermes, Llama 3.1, …),
+and otherwise are listed in the system message in the Hermes format
+(:func:`tool_system_text`). Either way the model answers with
+``<tool_call>{"name": …, "arguments": {…}}</tool_call>`` blocks.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Prompt", "PromptBuilder", "DEFAULT_SYSTEM_PROMPTS", "FORMAT_INSTRUCTIONS"]
+__all__ = ["Prompt", "PromptBuilder", "DEFAULT_SYSTEM_PROMPTS", "FORMAT_INSTRUCTIONS", "TOOL_INSTRUCTION",
+           "template_supports_tools", "tool_system_text"]
 
 DEFAULT_SYSTEM_PROMPTS = {
     "plain": "You are an agent in a text environment. Each turn, reply with exactly one action and nothing else.",
@@ -31,6 +40,26 @@ FORMAT_INSTRUCTIONS = {
     "think_action": "Reply as <think>your reasoning</think><action>your next action</action>.",
 }
 OBS_CUT_MARKER = " [...] "
+TOOL_INSTRUCTION = "Reply with one or more tool calls."
+
+
+def template_supports_tools(tokenizer) -> bool:
+    """Whether the tokenizer's chat template renders a ``tools`` list (it mentions the ``tools`` variable)."""
+    template = getattr(tokenizer, "chat_template", None)
+    if isinstance(template, dict):  # named templates: transformers picks "tool_use" when tools are given
+        template = template.get("tool_use") or template.get("default")
+    return isinstance(template, str) and "tools" in template
+
+
+def tool_system_text(tools: Sequence[dict]) -> str:
+    """The tools listed for a chat template that cannot render them (the Hermes / Qwen2.5 wording)."""
+    listing = "\n".join(json.dumps(tool, ensure_ascii=False) for tool in tools)
+    return ("# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+            "You are provided with function signatures within <tools></tools> XML tags:\n"
+            f"<tools>\n{listing}\n</tools>\n\n"
+            "For each function call, return a json object with function name and arguments within "
+            "<tool_call></tool_call> XML tags:\n<tool_call>\n"
+            '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>')
 
 
 @dataclass
@@ -118,6 +147,7 @@ class PromptBuilder:
         observation: str,
         history: Sequence[tuple[str, str]] = (),
         admissible_actions: Sequence[str] | None = None,
+        tools: Sequence[dict] | None = None,
     ) -> str:
         """The user turn's text for exactly this history (no windowing, no budget)."""
         parts = [f"Task: {task.strip()}"]
@@ -133,19 +163,28 @@ class PromptBuilder:
         parts.append(f"Current observation:\n{observation.strip()}")
         if self.show_admissible_actions and admissible_actions:
             parts.append("Admissible actions: " + ", ".join(a.strip() for a in admissible_actions))
-        parts.append(FORMAT_INSTRUCTIONS[self.response_format])
+        parts.append(TOOL_INSTRUCTION if tools else FORMAT_INSTRUCTIONS[self.response_format])
         return "\n\n".join(parts)
 
-    def messages(self, task, observation, history=(), admissible_actions=None) -> list[dict[str, str]]:
-        """The chat (system + user) for exactly this history."""
-        chat = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        chat.append({"role": "user", "content": self.user_message(task, observation, history, admissible_actions)})
+    def messages(self, task, observation, history=(), admissible_actions=None, tools=None) -> list[dict[str, str]]:
+        """The chat (system + user) for exactly this history.
+
+        With ``tools`` and a chat template that cannot render them, the system
+        message also lists them (:func:`tool_system_text`).
+        """
+        system = self.system_prompt
+        if tools and not template_supports_tools(self.tokenizer):
+            system = f"{system}\n\n{tool_system_text(tools)}" if system else tool_system_text(tools)
+        chat = [{"role": "system", "content": system}] if system else []
+        chat.append({"role": "user", "content": self.user_message(task, observation, history, admissible_actions, tools)})
         return chat
 
-    def render(self, task, observation, history=(), admissible_actions=None) -> tuple[str, list[int]]:
+    def render(self, task, observation, history=(), admissible_actions=None, tools=None) -> tuple[str, list[int]]:
         """Chat-template the prompt and encode it once: ``(text, token_ids)``."""
+        extra = {"tools": list(tools)} if tools and template_supports_tools(self.tokenizer) else {}
         text = self.tokenizer.apply_chat_template(
-            self.messages(task, observation, history, admissible_actions), tokenize=False, add_generation_prompt=True
+            self.messages(task, observation, history, admissible_actions, tools), tokenize=False,
+            add_generation_prompt=True, **extra
         )
         return text, self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
@@ -156,6 +195,7 @@ class PromptBuilder:
         observation: str,
         history: Sequence[tuple[str, str]] = (),
         admissible_actions: Sequence[str] | None = None,
+        tools: Sequence[dict] | None = None,
     ) -> Prompt:
         """The prompt of one step within ``max_prompt_tokens``.
 
@@ -165,6 +205,7 @@ class PromptBuilder:
             history: all past (observation, action) pairs of the episode, oldest
                 first; the last ``history_k`` are shown.
             admissible_actions: the env's list, or ``None``.
+            tools: the env's tool schemas (``info["tools"]``), or ``None``.
 
         Raises:
             ValueError: the prompt does not fit even with no history and an
@@ -173,7 +214,7 @@ class PromptBuilder:
         window = list(history)[-self.history_k :] if self.history_k else []
 
         def fits(cut: int) -> tuple[str, list[int]] | None:
-            text, ids = self.render(task, observation, window[cut:], admissible_actions)
+            text, ids = self.render(task, observation, window[cut:], admissible_actions, tools)
             return (text, ids) if len(ids) <= self.max_prompt_tokens else None
 
         full = fits(0)
@@ -192,9 +233,9 @@ class PromptBuilder:
         if best is not None:
             cut, (text, ids) = best
             return Prompt(ids, text, history_cut=cut)
-        return self._cut_observation(task, observation, admissible_actions, history_cut=len(window))
+        return self._cut_observation(task, observation, admissible_actions, history_cut=len(window), tools=tools)
 
-    def _cut_observation(self, task, observation, admissible_actions, history_cut: int) -> Prompt:
+    def _cut_observation(self, task, observation, admissible_actions, history_cut: int, tools=None) -> Prompt:
         """No history fits: keep the head and tail of the observation, cut the middle."""
         observation = observation.strip()
 
@@ -204,16 +245,16 @@ class PromptBuilder:
             head = keep // 2
             return observation[:head] + OBS_CUT_MARKER + observation[len(observation) - (keep - head) :]
 
-        text, ids = self.render(task, shortened(0), (), admissible_actions)
+        text, ids = self.render(task, shortened(0), (), admissible_actions, tools)
         if len(ids) > self.max_prompt_tokens:
             raise ValueError(
                 f"max_prompt_tokens={self.max_prompt_tokens} is too small: the prompt without history or observation "
-                f"already has {len(ids)} tokens (system prompt, task, admissible actions). Raise max_prompt_tokens."
+                f"already has {len(ids)} tokens (system prompt, task, admissible actions, tools). Raise max_prompt_tokens."
             )
         low, high, best = 0, len(observation) - 1, (0, text, ids)
         while low <= high:  # most characters that still fit
             mid = (low + high) // 2
-            text, ids = self.render(task, shortened(mid), (), admissible_actions)
+            text, ids = self.render(task, shortened(mid), (), admissible_actions, tools)
             if len(ids) <= self.max_prompt_tokens:
                 best, low = (mid, text, ids), mid + 1
             else:
