@@ -40,7 +40,7 @@ class AgentConfig(BaseModel):
     """Past (observation, action) pairs shown in the prompt; 0 = none."""
     history_observations: bool = True
     """Show past observations with past actions; False lists only the last history_k actions (short prompts)."""
-    response_format: Literal["plain", "think_action"] = "plain"
+    response_format: Literal["plain", "think_action", "tool_calls"] = "plain"
     """`plain`: the response is the action; `think_action`: <think>…</think><action>…</action>."""
     max_prompt_tokens: int = Field(1024, ge=32)
     """Prompt token budget; over it the oldest history is cut first (and counted)."""

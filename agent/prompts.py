@@ -34,10 +34,15 @@ DEFAULT_SYSTEM_PROMPTS = {
         "You are an agent in a text environment. Each turn, think step by step inside <think> </think>, "
         "then give exactly one action inside <action> </action>."
     ),
+    "tool_calls": (
+        "You are an agent that completes a person's request by calling tools. Each turn, reply with one or more "
+        "tool calls and nothing else."
+    ),
 }
 FORMAT_INSTRUCTIONS = {
     "plain": "Reply with your next action.",
     "think_action": "Reply as <think>your reasoning</think><action>your next action</action>.",
+    "tool_calls": "Reply with one or more tool calls.",
 }
 OBS_CUT_MARKER = " [...] "
 TOOL_INSTRUCTION = "Reply with one or more tool calls."
@@ -87,7 +92,7 @@ class PromptBuilder:
     Args:
         tokenizer: a Hugging Face tokenizer with a ``chat_template``.
         history_k: past (observation, action) pairs to show; 0 shows none.
-        response_format: ``"plain"`` or ``"think_action"`` (picks the default
+        response_format: ``"plain"``, ``"think_action"`` or ``"tool_calls"`` (picks the default
             system prompt and the reply instruction).
         max_prompt_tokens: token budget of the whole prompt.
         system_prompt: overrides the default system message.

@@ -319,7 +319,8 @@ def rollout(
                 ep = running[i]
                 prompts.append(
                     prompt_builder.build(
-                        ep.info.get("task") or "", ep.observation, ep.history, ep.info.get("admissible_actions")
+                        ep.info.get("task") or "", ep.observation, ep.history, ep.info.get("admissible_actions"),
+                        tools=ep.info.get("tools"),
                     )
                 )
             t1 = time.perf_counter()

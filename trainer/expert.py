@@ -57,7 +57,8 @@ def collect_expert_steps(env, prompt_builder, tokenizer, episodes: int, *, max_t
             action = info.get("expert_action")
             if not action:
                 break
-            prompt = prompt_builder.build(info["task"], obs, history, info.get("admissible_actions"))
+            prompt = prompt_builder.build(info["task"], obs, history, info.get("admissible_actions"),
+                                          tools=info.get("tools"))
             response = tokenizer.encode(format_action(action, prompt_builder.response_format), add_special_tokens=False)
             episode_steps.append(ExpertStep(list(prompt.token_ids), list(response) + [stop]))
             history.append((obs, action))

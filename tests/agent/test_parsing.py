@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.parsing import parse_response
+from agent.parsing import ParsedResponse, parse_response
 
 
 @pytest.mark.parametrize(
@@ -86,3 +86,20 @@ def test_never_raises_and_ok_means_an_action(text, fmt):
     assert isinstance(parsed.action, str)
     if parsed.format_ok:
         assert parsed.action.strip() and "<action>" not in parsed.action
+
+
+def test_tool_calls_format_keeps_the_whole_reply_and_checks_each_block():
+    call = '<tool_call>{"name": "contacts_search", "arguments": {"query": "Ann"}}</tool_call>'
+    two = call + "\n" + '<tool_call>{"name": "wallet_balance", "arguments": {}}</tool_call>'
+    assert parse_response(call, "tool_calls") == ParsedResponse(call, True)
+    assert parse_response("  " + two + "\n", "tool_calls") == ParsedResponse(two, True)
+    code = '<tool_call>{"name": "run_python", "arguments": {"code": "for i in range(3):\\n    print(i)"}}</tool_call>'
+    assert parse_response(code, "tool_calls").format_ok  # newlines inside a call are fine
+    bad = ["", "call contacts_search", '<tool_call>{"name": "x", "arguments": {}</tool_call>',  # bad JSON
+           '<tool_call>{"arguments": {}}</tool_call>', '<tool_call>["x"]</tool_call>',  # no name / not an object
+           '<tool_call>{"name": "x", "arguments": [1]}</tool_call>', "Sure! " + call,  # text outside the block
+           '<tool_call>{"name": "x", "arguments": {}}']  # unclosed
+    for text in bad:
+        parsed = parse_response(text, "tool_calls")
+        assert parsed.format_ok is False and parsed.action == text.strip(), text
+    assert parse_response(call, "tool_calls", finished=False).format_ok is False
