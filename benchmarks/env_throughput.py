@@ -94,6 +94,8 @@ def cached_reset_ms(env_id: str, n: int) -> float:
 #: (label, env id, make kwargs, steps) of the other families' rows.
 FAMILY_CASES: list[tuple[str, str, dict, int]] = [
     ("MiniWoB click-button", "web/miniwob-click-button-v0", {}, 300),
+    ("tools apps (expert actions)", "tools/apps-v0", {}, 2000),
+    ("tools python (expert, sandboxed)", "tools/python-v0", {}, 100),
 ]
 
 
