@@ -93,6 +93,8 @@ def cached_reset_ms(env_id: str, n: int) -> float:
 
 #: (label, env id, make kwargs, steps) of the other families' rows.
 FAMILY_CASES: list[tuple[str, str, dict, int]] = [
+    ("webshop text mode", "web/webshop-text-v0", {}, 2000),
+    ("webshop browser mode", "web/webshop-browser-v0", {}, 200),
     ("MiniWoB click-button", "web/miniwob-click-button-v0", {}, 300),
     ("tools apps (expert actions)", "tools/apps-v0", {}, 2000),
     ("tools python (expert, sandboxed)", "tools/python-v0", {}, 100),

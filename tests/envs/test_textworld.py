@@ -11,7 +11,7 @@ TEXTWORLD_IDS = sorted(FAMILIES)
 
 def _registered_ids():
     """Every registered env but the test fixtures (toy/), with the markers its family needs."""
-    marks = {"web/webshop-browser": [pytest.mark.browser], "web/miniwob": [pytest.mark.browser, pytest.mark.slow],
+    marks = {"web/webshop-browser": [pytest.mark.browser, pytest.mark.slow], "web/miniwob": [pytest.mark.browser, pytest.mark.slow],
              "alfworld/": [pytest.mark.slow]}
     out = []
     for env_id in envs.registry():
