@@ -98,6 +98,8 @@ FAMILY_CASES: list[tuple[str, str, dict, int]] = [
     ("MiniWoB click-button", "web/miniwob-click-button-v0", {}, 300),
     ("tools apps (expert actions)", "tools/apps-v0", {}, 2000),
     ("tools python (expert, sandboxed)", "tools/python-v0", {}, 100),
+    ("ALFWorld pick & place, no expert", "alfworld/pick_and_place-v0", {"expert": False}, 300),
+    ("ALFWorld mixed, planner expert on", "alfworld/mixed-v0", {"expert": True}, 300),
 ]
 
 
