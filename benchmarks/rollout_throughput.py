@@ -12,18 +12,22 @@ other processes are busy, 2 threads can be 20× slower than 1. The header
 prints the load average; compare runs only at similar load, or pass
 ``--threads 1``.
 
-Left out on purpose: training, weight sync, multi-process env workers (the env
-is a few ms a step; see MACHINE_NOTES.md), and GPU runs.
+A second table times the same HF rollout (tiny model) with the envs run by
+each executor: ``local`` (in this process), ``process`` (``--env-workers``
+worker processes) and ``ray`` (as many Ray actors, a local Ray instance), so the
+overhead of Ray on one machine is known.
+
+Left out on purpose: training, weight sync, and GPU runs.
 
     python benchmarks/rollout_throughput.py                 # ~3-5 min on 2 CPU cores
     python benchmarks/rollout_throughput.py --quick         # smaller run, smoke test
     python benchmarks/rollout_throughput.py --engines hf    # without vLLM
+    python benchmarks/rollout_throughput.py --engines none --models tiny --executors local,process,ray
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import platform
 import shutil
@@ -73,17 +77,19 @@ def machine_header() -> str:
     )
 
 
-def time_rollout(engine, tokenizer, args) -> dict:
+def time_rollout(engine, tokenizer, args, executor: str = "local") -> dict:
     import envs
     from agent.engines import Sampling
     from agent.prompts import PromptBuilder
     from agent.rollout import rollout
+    from envs.vector import make_vector_env
 
     builder = PromptBuilder(tokenizer, history_k=args.history_k, max_prompt_tokens=args.max_prompt_tokens)
     sampling = Sampling(temperature=1.0, max_new_tokens=args.max_new_tokens)
     tasks = list(range(args.tasks))
-    env_fn = functools.partial(envs.make, args.env, split="train", num_tasks=args.tasks)
-    with envs.TextVectorEnv([env_fn] * (args.tasks * args.k)) as venv:
+    env_fn = envs.make_fn(args.env, split="train", num_tasks=args.tasks)
+    workers = 0 if executor == "local" else args.env_workers
+    with make_vector_env([env_fn] * (args.tasks * args.k), executor, workers) as venv:
         # warm-up: loads every env's game and the engine's kernels
         rollout(venv, engine, builder, tasks, k=args.k, max_turns=2, sampling=sampling, seed=1, progress=False)
         runs = [rollout(venv, engine, builder, tasks, k=args.k, max_turns=args.max_turns, sampling=sampling,
@@ -101,6 +107,7 @@ def time_rollout(engine, tokenizer, args) -> dict:
         "engine_tokens_per_s": tokens / t["engine"],
         "engine_prompt_tokens_per_s": sum(len(r.prompt_ids) for r in batch.rows) / t["engine"],
         "env_share": t["env"] / t["total"],
+        "env_seconds": t["env"],
         "engine_share": t["engine"] / t["total"],
         "prompt_share": t["prompt"] / t["total"],
     }
@@ -120,11 +127,17 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="4 tasks × K=2, 4 turns")
     parser.add_argument("--repeats", type=int, default=2, help="timed rollouts per setting; the fastest is shown")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
+    parser.add_argument("--executors", default="local,process,ray",
+                        help="comma list of local, process, ray for the executor table (HF engine, tiny model); "
+                             "empty to skip")
+    parser.add_argument("--env-workers", type=int, default=2,
+                        help="worker processes / Ray actors of the executor table")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
         args.tasks, args.k, args.max_turns, args.repeats = 4, 2, 4, 1
-    engines = [e for e in args.engines.split(",") if e]
+    engines = [e for e in args.engines.split(",") if e and e != "none"]
+    executors = [e for e in args.executors.split(",") if e]
     models = [m for m in args.models.split(",") if m]
     for name in models:
         if name not in MODELS:
@@ -142,12 +155,12 @@ def main(argv=None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
-        return run(args, models, engines, workdir)
+        return run(args, models, engines, workdir, executors)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run(args, models: list[str], engines: list[str], workdir: Path) -> int:
+def run(args, models: list[str], engines: list[str], workdir: Path, executors: list[str] = ()) -> int:
     from agent.engines import HFEngine
     from agent.engines.vllm import vllm_available
     from agent.models import build_tiny_model
@@ -162,7 +175,19 @@ def run(args, models: list[str], engines: list[str], workdir: Path) -> int:
         params = sum(p.numel() for p in HFEngine.from_pretrained(str(folders[name]), device="cpu").model.parameters())
         print(f"built model {name}: {params / 1e6:.2f}M parameters")
 
-    results = []
+    results, executor_rows = [], []
+    if executors:  # before vLLM, which sets process-wide thread and allocator options
+        engine = HFEngine.from_pretrained(str(folders[models[0]]), dtype="float32")
+        for executor in executors:
+            try:
+                executor_rows.append((executor, time_rollout(engine, engine.tokenizer, args, executor)))
+            except ImportError as exc:
+                print(f"skipping executor {executor}: {exc}")
+        del engine
+        if "ray" in executors:
+            import ray
+
+            ray.shutdown()
     if "hf" in engines:  # HF first: vLLM sets process-wide thread and allocator options
         for name in models:
             engine = HFEngine.from_pretrained(str(folders[name]), dtype="float32")
@@ -181,6 +206,23 @@ def run(args, models: list[str], engines: list[str], workdir: Path) -> int:
                 results.append(("vllm", name, time_rollout(engine, engine.tokenizer, args)))
                 engine.close()
 
+    if results:
+        print_engine_table(results)
+    if executor_rows:
+        base = executor_rows[0][1]["steps_per_s"]
+        print(f"\n| executor (HF, model {models[0]}) | env workers | env steps/s | vs {executor_rows[0][0]} "
+              "| env time (s) | env share | steps |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for executor, r in executor_rows:
+            workers = 0 if executor == "local" else args.env_workers
+            print(f"| {executor} | {workers} | {r['steps_per_s']:.1f} | {r['steps_per_s'] / base:.2f}× | "
+                  f"{r['env_seconds']:.2f} | {r['env_share']:.0%} | {r['steps']} |")
+        print("\nSame seeds, same engine: every executor plays the same episodes (tests/distributed checks Ray's); "
+              "the rows differ only in where the envs step and what crossing a process boundary costs.")
+    return 0
+
+
+def print_engine_table(results) -> None:
     print()
     print("| engine | model | env steps/s | gen tokens/s (wall) | gen tokens/s (engine) | prompt tokens/s (engine) "
           "| env share | engine share | prompt-building share | steps | gen tokens | prompt tokens/step |")
@@ -193,7 +235,6 @@ def run(args, models: list[str], engines: list[str], workdir: Path) -> int:
     print("\nenv steps/s and gen tokens/s (wall) count the whole rollout; (engine) divides by engine time only. "
           "HFEngine prefills every step's whole prompt; vLLM reuses cached prefixes (shared by the K episodes "
           "of a task and by consecutive turns).")
-    return 0
 
 
 if __name__ == "__main__":

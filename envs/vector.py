@@ -9,6 +9,10 @@ An env that raises ends its episode, not the run: its step returns
 ``truncated=True`` with ``info["env_error"]`` set and ``success=False``; the env
 is rebuilt before its next reset. A worker process that dies is restarted the
 same way, and all of its envs' episodes end as truncated.
+
+:func:`make_vector_env` picks the executor: ``local`` (this process),
+``process`` (worker processes, this module) or ``ray`` (Ray actors,
+:mod:`envs.ray_vector`); all three share this API and these fault rules.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-__all__ = ["TextVectorEnv", "StepResult"]
+__all__ = ["TextVectorEnv", "StepResult", "make_vector_env", "EXECUTORS"]
 
 EnvFn = Callable[[], gymnasium.Env]
 StepResult = tuple[str, float, bool, bool, dict]
@@ -266,3 +270,49 @@ class TextVectorEnv:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+EXECUTORS = ("local", "process", "ray")
+
+
+def make_vector_env(
+    env_fns: Sequence[EnvFn],
+    executor: str | None = None,
+    num_workers: int = 0,
+    *,
+    ray_address: str | None = None,
+    ray_actor_options: dict | None = None,
+    ray_timeout: float | None = None,
+):
+    """A vector env over ``env_fns`` run by the chosen executor; all share :class:`TextVectorEnv`'s API.
+
+    Args:
+        env_fns: one picklable zero-argument constructor per env.
+        executor: ``"local"`` (every env in this process), ``"process"``
+            (``num_workers`` worker processes on this machine), ``"ray"``
+            (``num_workers`` Ray actors, each holding a contiguous chunk of
+            envs, see :class:`envs.ray_vector.RayVectorEnv`), or ``None``:
+            ``"process"`` when ``num_workers > 0`` else ``"local"``.
+        num_workers: worker processes or Ray actors (ignored by ``"local"``).
+        ray_address: Ray cluster to join (``"auto"``, ``"ray://host:10001"``);
+            ``None`` starts a local Ray instance unless one is running.
+        ray_actor_options: options of each env actor (``num_cpus``, ``resources``, …).
+        ray_timeout: seconds a step may take before its actor is treated as dead.
+
+    Example:
+        >>> venv = make_vector_env([envs.make_fn("textworld/simple-v0")] * 8, executor="ray", num_workers=2)
+    """
+    if executor is None:
+        executor = "process" if num_workers > 0 else "local"
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor={executor!r} is not one of {', '.join(map(repr, EXECUTORS))}")
+    if executor == "local":
+        return TextVectorEnv(env_fns, num_workers=0)
+    if num_workers < 1:
+        raise ValueError(f"executor={executor!r} needs num_workers >= 1, got {num_workers}")
+    if executor == "process":
+        return TextVectorEnv(env_fns, num_workers=num_workers)
+    from envs.ray_vector import RayVectorEnv  # lazy: Ray is an optional extra
+
+    return RayVectorEnv(env_fns, num_actors=num_workers, address=ray_address, actor_options=ray_actor_options,
+                        timeout=ray_timeout)

@@ -59,6 +59,13 @@ class RunSection(_Section):
     """Show progress bars."""
     torch_threads: int | None = None
     """torch intra-op threads; None = torch's default. Tiny models on a busy 2-core CPU run faster with 1."""
+    rollout_workers: int = Field(0, ge=0)
+    """Engine replicas as Ray actors, each rolling out a share of the tasks on its own envs and getting the weights
+    after every update (0 = roll out with the trainer's engine in this process). Cluster: env.ray.address."""
+    rollout_worker_cpus: float = Field(1.0, gt=0)
+    """CPUs reserved by each rollout worker actor."""
+    rollout_worker_gpus: float = Field(0.0, ge=0)
+    """GPUs per rollout worker actor (1 = one vLLM engine per GPU; 0.5 = two replicas share a GPU)."""
 
 
 class TinyModelConfig(_Section):

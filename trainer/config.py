@@ -123,6 +123,9 @@ class TrainerConfig(BaseModel):
     """Recompute activations in the backward pass (less memory, ~30% more compute)."""
     seed: int = 0
     """Seeds LoRA initialization and the minibatch shuffling."""
+    dist_backend: Literal["auto", "gloo", "nccl"] = "auto"
+    """torch.distributed backend when launched on several processes (torchrun sets WORLD_SIZE > 1):
+    "auto" = NCCL with CUDA, else gloo. Ignored by a single process."""
 
     # -- scalar heads (trainer/heads.py) -------------------------------------------
     value_head: HeadConfig = Field(default_factory=HeadConfig)

@@ -18,8 +18,17 @@ Per iteration (ARCHITECTURE.md data flow):
 Before the first iteration: an optional SFT warm start on expert steps of the
 train split, then an evaluation (the "SFT start" the README compares against).
 
-Left out on purpose: asynchronous rollouts, multi-GPU (see issue "Beyond one
-machine"), and any reward shaping beyond what the estimators define.
+Beyond one process (docs/distributed.md), all off by default:
+  * ``env.executor: ray`` — env workers are Ray actors (envs.ray_vector);
+  * ``run.rollout_workers: N`` — N engine replicas as Ray actors roll out shares of the
+    tasks and get the weights after every update (agent.workers);
+  * ``torchrun --nproc_per_node N -m steprl train CONFIG`` — N data-parallel ranks:
+    each rolls out its share of the tasks, the batch is gathered on every rank, the
+    update's gradients are summed over ranks (trainer.distributed); rank 0 evaluates,
+    logs and checkpoints.
+
+Left out on purpose: asynchronous rollouts and any reward shaping beyond what the
+estimators define.
 """
 
 from __future__ import annotations
@@ -74,6 +83,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class _NullLogger:
+    """The metrics logger of ranks other than 0: they train, rank 0 writes."""
+
+    def log(self, iteration: int, metrics: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class RLRun:
     """One training run, built from a :class:`steprl.config.RunConfig`.
 
@@ -88,6 +107,17 @@ class RLRun:
         self.resume = resume
         self.start_iteration = 0
         self.history: list[dict[str, float]] = []  # evaluation records
+        self.dist = None  # trainer.distributed.DistContext under torchrun
+        self.workers = None  # agent.workers.RolloutWorkers with run.rollout_workers > 0
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 (or the only process): evaluates, logs, writes checkpoints."""
+        return self.dist is None or self.dist.is_main
+
+    def _barrier(self) -> None:
+        if self.dist is not None:
+            self.dist.barrier()
 
     # -- setup ------------------------------------------------------------------
     def setup(self) -> None:
@@ -95,41 +125,58 @@ class RLRun:
         from agent.models import build_tiny_model, load_tokenizer
         from agent.prompts import PromptBuilder
         from trainer.checkpoint import list_checkpoints, load_latest
+        from trainer.distributed import DistributedPolicyTrainer, init_distributed
         from trainer.policy import PolicyTrainer, load_policy
 
         cfg = self.config
+        self.dist = init_distributed(cfg.trainer.dist_backend)
         if not self.resume and list_checkpoints(self.run_dir) and not cfg.run.overwrite:
             raise FileExistsError(f"{self.run_dir} already holds checkpoints: continue it with `steprl train --resume "
                                   f"{self.run_dir}`, or set run.dir=NEW_DIR or run.overwrite=true")
+        self._barrier()  # every rank has checked before rank 0 writes
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        if self.is_main:
+            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
         self._seed_everything(cfg.run.seed)
 
         model_dir = Path(cfg.agent.model)
-        if cfg.tiny_model is not None and not (model_dir / "config.json").exists():
+        if self.is_main and cfg.tiny_model is not None and not (model_dir / "config.json").exists():
             t0 = time.perf_counter()
             self.say(f"building a tiny model for {cfg.env.id} → {model_dir}")
             build_tiny_model(cfg.env.id, model_dir, hidden=cfg.tiny_model.hidden, layers=cfg.tiny_model.layers,
                              vocab=cfg.tiny_model.vocab, seed=cfg.run.seed, num_tasks=cfg.tiny_model.corpus_tasks)
             self.say(f"  built in {time.perf_counter() - t0:.1f}s")
 
-        # Games for every split the run touches, generated in parallel up front.
-        for split, count in (("train", cfg.env.train_tasks), (cfg.eval.split, cfg.eval.tasks)):
-            env = envs.make(cfg.env.id, split=split, num_tasks=count, **cfg.env.kwargs)
-            env.unwrapped.prepare(progress=cfg.run.progress)
-            env.close()
+        # Games for every split the run touches, generated in parallel up front (by rank 0 first).
+        for rank_turn in ((True, False) if self.dist is not None else (True,)):
+            if self.is_main == rank_turn:
+                for split, count in (("train", cfg.env.train_tasks), (cfg.eval.split, cfg.eval.tasks)):
+                    env = envs.make(cfg.env.id, split=split, num_tasks=count, **cfg.env.kwargs)
+                    env.unwrapped.prepare(progress=cfg.run.progress and self.is_main)
+                    env.close()
+            self._barrier()
 
         self.policy = load_policy(str(model_dir), cfg.trainer, trust_remote_code=cfg.agent.trust_remote_code)
         self.tokenizer = load_tokenizer(str(model_dir), trust_remote_code=cfg.agent.trust_remote_code)
         self.builder = PromptBuilder.from_config(self.tokenizer, cfg.agent)
         self.engine = self._make_engine(model_dir)
-        self.trainer = PolicyTrainer(self.policy, cfg.trainer)
+        self.trainer = (DistributedPolicyTrainer if self.dist is not None else PolicyTrainer)(self.policy, cfg.trainer)
         self.head = self._make_head()
         n_train = min(cfg.run.rollout_envs, cfg.run.tasks_per_iteration * cfg.run.group_size)
-        self.train_envs = envs.TextVectorEnv(cfg.env.make_fns("train", cfg.env.train_tasks, n_train),
-                                             num_workers=cfg.env.num_workers)
-        self.eval_envs = envs.TextVectorEnv(cfg.env.make_fns(cfg.eval.split, cfg.eval.tasks, min(cfg.eval.envs, cfg.eval.tasks)),
-                                            num_workers=cfg.env.num_workers)
+        if cfg.run.rollout_workers > 0:
+            from agent.workers import RolloutWorkers
+
+            self.workers = RolloutWorkers(  # env.num_workers: env workers/actors *per replica* here
+                cfg.agent.model_copy(update={"model": str(model_dir)}),
+                cfg.env.make_fns("train", cfg.env.train_tasks, max(n_train, cfg.run.rollout_workers)),
+                cfg.run.rollout_workers, address=cfg.env.ray.address, torch_threads=cfg.run.torch_threads,
+                actor_options={"num_cpus": cfg.run.rollout_worker_cpus, "num_gpus": cfg.run.rollout_worker_gpus},
+                env_executor=cfg.env.resolved_executor, env_workers=cfg.env.num_workers,
+                env_actor_options={"num_cpus": cfg.env.ray.actor_cpus})
+        else:
+            self.train_envs = cfg.env.make_vector_env("train", cfg.env.train_tasks, n_train)
+        if self.is_main:
+            self.eval_envs = cfg.env.make_vector_env(cfg.eval.split, cfg.eval.tasks, min(cfg.eval.envs, cfg.eval.tasks))
 
         checkpoint = load_latest(self.run_dir) if self.resume else None
         if self.resume and checkpoint is None:
@@ -141,6 +188,11 @@ class RLRun:
             self.history = list(checkpoint.extra.get("eval_history", []))
             self._sync_weights()
             self.say(f"resumed {self.run_dir} at iteration {self.start_iteration}")
+        elif self.workers is not None:
+            self._sync_weights()  # the replicas loaded the model folder; the trainer may differ (SFT comes later)
+        if not self.is_main:
+            self.logger = _NullLogger()
+            return
         if checkpoint is None:
             (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
         self.logger = MetricsLogger(self.run_dir, truncate_after=self.start_iteration if checkpoint else None)
@@ -183,9 +235,13 @@ class RLRun:
         t0 = time.perf_counter()
         if getattr(self.engine, "model", None) is not self.policy.model:
             self.engine.update_weights(self.policy.state_dict_for_engine())
+        if self.workers is not None:  # every rollout replica, through Ray's object store
+            self.workers.update_weights(self.policy.state_dict_for_engine())
         return time.perf_counter() - t0
 
     def say(self, message: str) -> None:
+        if not self.is_main:
+            return
         from tqdm.auto import tqdm
 
         tqdm.write(message)
@@ -248,18 +304,16 @@ class RLRun:
     # -- one RL iteration -----------------------------------------------------------
     def iteration(self, it: int) -> dict[str, float]:
         import credit
-        from agent.rollout import rollout
 
         cfg = self.config
         rng = np.random.default_rng([cfg.run.seed, it])
         n_tasks = cfg.env.train_tasks
         tasks = rng.choice(n_tasks, size=cfg.run.tasks_per_iteration, replace=cfg.run.tasks_per_iteration > n_tasks)
         t0 = time.perf_counter()
-        batch = rollout(self.train_envs, self.engine, self.builder, tasks.tolist(), k=cfg.run.group_size,
-                        max_turns=cfg.env.max_turns, sampling=cfg.agent.sampling(), seed=int(rng.integers(2**31)),
-                        progress=False)
+        batch, faults = self._rollout(tasks.tolist(), seed=int(rng.integers(2**31)))
         t1 = time.perf_counter()
         metrics = batch.metrics()
+        metrics.update(faults)
 
         step_batch = batch.to_step_batch(text_anchors=bool(cfg.credit.params.get("similarity", False)))
         if self.head is not None and cfg.credit.estimator == "spa":
@@ -289,9 +343,38 @@ class RLRun:
         metrics["time/sync_s"] = self._sync_weights()
         metrics.update({"time/rollout_s": t1 - t0, "time/credit_s": t3 - t2, "time/heads_s": (t2 - t1) + (t4 - t3),
                         "time/update_s": t5 - t4})
-        if (it + 1) % cfg.run.save_episodes_every == 0:
+        if self.is_main and (it + 1) % cfg.run.save_episodes_every == 0:
             batch.save_jsonl(self.run_dir / "episodes" / f"iter_{it + 1:06d}.jsonl")
         return metrics
+
+    def _rollout(self, tasks: list[int], seed: int):
+        """The iteration's episodes and fault counts.
+
+        Rolled out here or on the rollout workers; under torchrun each rank plays its
+        share of the tasks and every rank gets the gathered batch.
+        """
+        from agent.rollout import TrajectoryBatch, derive_seed, rollout
+
+        cfg = self.config
+        kwargs = dict(k=cfg.run.group_size, max_turns=cfg.env.max_turns, sampling=cfg.agent.sampling())
+        if self.dist is not None:
+            from trainer.distributed import split_tasks
+
+            tasks = split_tasks(tasks, self.dist.rank, self.dist.world_size)
+            seed = derive_seed(seed, 3, self.dist.rank)
+        faults: dict[str, float] = {}
+        if not tasks:
+            batch = TrajectoryBatch([], {})
+        elif self.workers is not None:
+            batch = self.workers.rollout(tasks, seed=seed, **kwargs)
+            faults = dict(self.workers.last_faults)
+        else:
+            batch = rollout(self.train_envs, self.engine, self.builder, tasks, seed=seed, progress=False, **kwargs)
+        if self.dist is not None:
+            from trainer.distributed import gather_batch
+
+            batch = gather_batch(batch, len(tasks), cfg.run.group_size)
+        return batch, faults
 
     # -- the whole run ----------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -306,30 +389,33 @@ class RLRun:
         try:
             if self.start_iteration == 0:
                 stats = self.sft()
-                stats.update(self.evaluate(0))
-                self.logger.log(0, stats)
-                self.say(self._eval_line(0, stats))
-                save_checkpoint(self.run_dir, 0, policy=self.policy, components=components,
-                                extra={"eval_history": self.history}, keep_last=cfg.run.keep_checkpoints)
+                if self.is_main:
+                    stats.update(self.evaluate(0))
+                    self.logger.log(0, stats)
+                    self.say(self._eval_line(0, stats))
+                    save_checkpoint(self.run_dir, 0, policy=self.policy, components=components,
+                                    extra={"eval_history": self.history}, keep_last=cfg.run.keep_checkpoints)
             bar = tqdm(range(self.start_iteration, cfg.run.iterations), desc="RL", unit="it",
-                       initial=self.start_iteration, total=cfg.run.iterations, disable=not cfg.run.progress)
+                       initial=self.start_iteration, total=cfg.run.iterations,
+                       disable=not (cfg.run.progress and self.is_main))
             for it in bar:
                 t0 = time.perf_counter()
                 metrics = self.iteration(it)
                 done = it + 1
-                if done % cfg.eval.every == 0 or done == cfg.run.iterations:
+                if self.is_main and (done % cfg.eval.every == 0 or done == cfg.run.iterations):
                     metrics.update(self.evaluate(done))
                 metrics["time/iteration_s"] = time.perf_counter() - t0
                 self.logger.log(done, metrics)
                 self.say(self._iteration_line(done, metrics))
-                if done % cfg.run.save_every == 0 or done == cfg.run.iterations:
+                if self.is_main and (done % cfg.run.save_every == 0 or done == cfg.run.iterations):
                     save_checkpoint(self.run_dir, done, policy=self.policy, components=components,
                                     extra={"eval_history": self.history}, keep_last=cfg.run.keep_checkpoints)
             bar.close()
         finally:
             self.close()
         summary = self.summary(time.perf_counter() - t_start)
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        if self.is_main:
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
 
     def summary(self, wall_s: float) -> dict[str, Any]:
@@ -350,8 +436,15 @@ class RLRun:
         for name in ("train_envs", "eval_envs"):
             if hasattr(self, name):
                 getattr(self, name).close()
+        if self.workers is not None:
+            self.workers.close()
         if hasattr(self, "logger"):
             self.logger.close()
+        if self.dist is not None:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
 
     @staticmethod
     def _eval_line(it: int, m: dict[str, float]) -> str:

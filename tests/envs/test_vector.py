@@ -53,3 +53,30 @@ def test_step_length_must_match():
         venv.reset()
         with pytest.raises(ValueError, match="2 actions for 1 envs"):
             venv.step(["east", "east"])
+
+
+@pytest.mark.parametrize("executor,num_workers", [(None, 0), ("local", 0), (None, 2), ("process", 2)])
+def test_make_vector_env_runs_the_named_executor(executor, num_workers):
+    from envs.vector import make_vector_env
+
+    with make_vector_env([envs.make_fn("toy/Corridor-v0")] * 3, executor, num_workers) as venv:
+        assert isinstance(venv, envs.TextVectorEnv) and venv.num_workers == num_workers
+        obs, _ = venv.reset(seeds=[0, 0, 0], options=[{"task": i} for i in range(3)])
+        assert obs == ["You are in room 0 of 2.", "You are in room 0 of 3.", "You are in room 0 of 4."]
+
+
+def test_env_config_executor_is_validated_and_defaults_to_todays_behaviour():
+    from pydantic import ValidationError
+
+    from envs.config import EnvConfig
+
+    assert EnvConfig().resolved_executor == "local" and EnvConfig(num_workers=2).resolved_executor == "process"
+    assert EnvConfig(executor="ray", num_workers=2, ray={"address": "auto"}).ray.address == "auto"
+    with pytest.raises(ValidationError, match="executor='ray' needs num_workers >= 1"):
+        EnvConfig(executor="ray")
+    with pytest.raises(ValidationError, match="executor='local' steps envs in this process; set num_workers=0"):
+        EnvConfig(executor="local", num_workers=2)
+    with pytest.raises(ValidationError, match="executor"):
+        EnvConfig(executor="mpi", num_workers=1)
+    with pytest.raises(ValidationError, match="ray.adress"):
+        EnvConfig(ray={"adress": "auto"})
