@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.vector import EnvFn, _crash_result, _EnvSlot
+from envs.vector import EnvFn, _crash_result, _EnvSlot, _VectorAPI
 
 __all__ = ["RayVectorEnv", "init_ray"]
 
@@ -78,7 +78,7 @@ class EnvActor:
             slot.close()
 
 
-class RayVectorEnv:
+class RayVectorEnv(_VectorAPI):
     """Many text envs held by Ray actors, behind :class:`~envs.vector.TextVectorEnv`'s API.
 
     Args:
@@ -153,46 +153,7 @@ class RayVectorEnv:
                 out[i] = result
         return out
 
-    # -- API (TextVectorEnv's) --------------------------------------------------
-    def reset(
-        self,
-        seeds: Sequence[int | None] | None = None,
-        options: Sequence[dict | None] | None = None,
-        indices: Sequence[int] | None = None,
-    ) -> tuple[list[str], list[dict]]:
-        """Reset the envs at ``indices`` (all by default); returns their (obs, info) lists.
-
-        Raises ``RuntimeError`` naming the env if one fails to reset.
-        """
-        indices = list(range(self.num_envs)) if indices is None else list(indices)
-        seeds = [None] * len(indices) if seeds is None else list(seeds)
-        options = [None] * len(indices) if options is None else list(options)
-        if not len(seeds) == len(options) == len(indices):
-            raise ValueError(f"reset got {len(indices)} indices, {len(seeds)} seeds and {len(options)} options")
-        results = self._dispatch("reset", {i: (s, o) for i, s, o in zip(indices, seeds, options)})
-        obs, infos = [], []
-        for i in indices:
-            ok, value = results[i]
-            if not ok:
-                raise RuntimeError(f"env {i} failed to reset: {value}")
-            obs.append(value[0])
-            infos.append(value[1])
-        return obs, infos
-
-    def step(self, actions: Sequence[str | None]):
-        """Step every env whose action is not ``None``; same returns as :meth:`TextVectorEnv.step`."""
-        if len(actions) != self.num_envs:
-            raise ValueError(f"step got {len(actions)} actions for {self.num_envs} envs")
-        results = self._dispatch("step", {i: (a,) for i, a in enumerate(actions) if a is not None})
-        obs: list[str | None] = [None] * self.num_envs
-        infos: list[dict | None] = [None] * self.num_envs
-        rewards = np.zeros(self.num_envs, dtype=np.float64)
-        terminated = np.zeros(self.num_envs, dtype=bool)
-        truncated = np.zeros(self.num_envs, dtype=bool)
-        for i, (o, r, term, trunc, info) in results.items():
-            obs[i], rewards[i], terminated[i], truncated[i], infos[i] = o, r, term, trunc, info
-        return obs, rewards, terminated, truncated, infos
-
+    # -- API: reset and step come from _VectorAPI --------------------------------
     def call(self, name: str, *args: Any, **kwargs: Any) -> list[Any]:
         """Call a method of every unwrapped env; results in env order (``None`` for a dead actor's envs)."""
         from ray.exceptions import GetTimeoutError, RayActorError
@@ -223,8 +184,3 @@ class RayVectorEnv:
                 pass
         self.actors = []
 
-    def __enter__(self) -> "RayVectorEnv":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()

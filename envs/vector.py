@@ -137,7 +137,73 @@ class _Worker:
             self.process.kill()
 
 
-class TextVectorEnv:
+class _VectorAPI:
+    """``reset``/``step`` of every vector env, on top of the executor's ``_dispatch``.
+
+    Subclasses set ``num_envs`` and implement ``_dispatch(cmd, {index: args})``
+    returning ``{index: result}`` (``(ok, (obs, info) | error)`` for ``reset``, a
+    step 5-tuple for ``step``), plus ``call`` and ``close``.
+    """
+
+    num_envs: int
+
+    def _dispatch(self, cmd: str, items: dict[int, tuple]) -> dict[int, Any]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def reset(
+        self,
+        seeds: Sequence[int | None] | None = None,
+        options: Sequence[dict | None] | None = None,
+        indices: Sequence[int] | None = None,
+    ) -> tuple[list[str], list[dict]]:
+        """Reset the envs at ``indices`` (all by default); returns their (obs, info) lists.
+
+        Raises ``RuntimeError`` naming the env if one fails to reset.
+        """
+        indices = list(range(self.num_envs)) if indices is None else list(indices)
+        seeds = [None] * len(indices) if seeds is None else list(seeds)
+        options = [None] * len(indices) if options is None else list(options)
+        if not len(seeds) == len(options) == len(indices):
+            raise ValueError(f"reset got {len(indices)} indices, {len(seeds)} seeds and {len(options)} options")
+        results = self._dispatch("reset", {i: (s, o) for i, s, o in zip(indices, seeds, options)})
+        obs, infos = [], []
+        for i in indices:
+            ok, value = results[i]
+            if not ok:
+                raise RuntimeError(f"env {i} failed to reset: {value}")
+            obs.append(value[0])
+            infos.append(value[1])
+        return obs, infos
+
+    def step(self, actions: Sequence[str | None]):
+        """Step every env whose action is not ``None``.
+
+        Returns ``(obs, rewards, terminated, truncated, infos)``; entries of
+        skipped envs are ``None`` / 0 / False / False / ``None``.
+        """
+        if len(actions) != self.num_envs:
+            raise ValueError(f"step got {len(actions)} actions for {self.num_envs} envs")
+        results = self._dispatch("step", {i: (a,) for i, a in enumerate(actions) if a is not None})
+        obs: list[str | None] = [None] * self.num_envs
+        infos: list[dict | None] = [None] * self.num_envs
+        rewards = np.zeros(self.num_envs, dtype=np.float64)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        for i, (o, r, term, trunc, info) in results.items():
+            obs[i], rewards[i], terminated[i], truncated[i], infos[i] = o, r, term, trunc, info
+        return obs, rewards, terminated, truncated, infos
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class TextVectorEnv(_VectorAPI):
     """Many text envs behind one call.
 
     Args:
@@ -206,50 +272,7 @@ class TextVectorEnv:
                 out[i] = result
         return out
 
-    # -- API ------------------------------------------------------------------
-    def reset(
-        self,
-        seeds: Sequence[int | None] | None = None,
-        options: Sequence[dict | None] | None = None,
-        indices: Sequence[int] | None = None,
-    ) -> tuple[list[str], list[dict]]:
-        """Reset the envs at ``indices`` (all by default); returns their (obs, info) lists.
-
-        Raises ``RuntimeError`` naming the env if one fails to reset.
-        """
-        indices = list(range(self.num_envs)) if indices is None else list(indices)
-        seeds = [None] * len(indices) if seeds is None else list(seeds)
-        options = [None] * len(indices) if options is None else list(options)
-        if not len(seeds) == len(options) == len(indices):
-            raise ValueError(f"reset got {len(indices)} indices, {len(seeds)} seeds and {len(options)} options")
-        results = self._dispatch("reset", {i: (s, o) for i, s, o in zip(indices, seeds, options)})
-        obs, infos = [], []
-        for i in indices:
-            ok, value = results[i]
-            if not ok:
-                raise RuntimeError(f"env {i} failed to reset: {value}")
-            obs.append(value[0])
-            infos.append(value[1])
-        return obs, infos
-
-    def step(self, actions: Sequence[str | None]):
-        """Step every env whose action is not ``None``.
-
-        Returns ``(obs, rewards, terminated, truncated, infos)``; entries of
-        skipped envs are ``None`` / 0 / False / False / ``None``.
-        """
-        if len(actions) != self.num_envs:
-            raise ValueError(f"step got {len(actions)} actions for {self.num_envs} envs")
-        results = self._dispatch("step", {i: (a,) for i, a in enumerate(actions) if a is not None})
-        obs: list[str | None] = [None] * self.num_envs
-        infos: list[dict | None] = [None] * self.num_envs
-        rewards = np.zeros(self.num_envs, dtype=np.float64)
-        terminated = np.zeros(self.num_envs, dtype=bool)
-        truncated = np.zeros(self.num_envs, dtype=bool)
-        for i, (o, r, term, trunc, info) in results.items():
-            obs[i], rewards[i], terminated[i], truncated[i], infos[i] = o, r, term, trunc, info
-        return obs, rewards, terminated, truncated, infos
-
+    # -- API (reset and step: _VectorAPI) -------------------------------------
     def call(self, name: str, *args: Any, **kwargs: Any) -> list[Any]:
         """Call a method of every unwrapped env; results in env order."""
         if not self._workers:
@@ -265,11 +288,6 @@ class TextVectorEnv:
         for worker in self._workers:
             worker.close()
 
-    def __enter__(self) -> "TextVectorEnv":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
 
 EXECUTORS = ("local", "process", "ray")

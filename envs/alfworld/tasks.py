@@ -44,7 +44,7 @@ import random
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from envs.cache import cache_dir, run_jobs
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -98,8 +98,7 @@ def alfworld_root() -> Path:
 
 def cache_root() -> Path:
     """Where generated tasks live: ``$STEPRL_CACHE/alfworld`` or ``~/.cache/steprl/alfworld``."""
-    base = os.environ.get("STEPRL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "steprl")
-    return Path(base) / "alfworld"
+    return cache_dir("alfworld")
 
 
 def task_dir(task_type: str, seed: int, rooms: str = _SEEN) -> Path:
@@ -485,20 +484,7 @@ def prepare_tasks(jobs: Iterable[tuple[str, int, str]], workers: int | None = No
     """Generate many tasks (skipping cached ones) over ``workers`` processes, with a progress bar."""
     jobs = [(t, int(s), r) for t, s, r in jobs]
     todo = [j for j in jobs if not (task_dir(*j) / "game.tw-pddl").exists()]
-    if todo:
-        from tqdm.auto import tqdm
-
-        workers = workers or min(len(todo), os.cpu_count() or 1)
-        bar = tqdm(total=len(todo), desc="generating ALFWorld tasks", unit="task", disable=not progress)
-        if workers <= 1:
-            for job in todo:
-                generate_task(*job)
-                bar.update()
-        else:
-            with ProcessPoolExecutor(workers) as pool:
-                for _ in pool.map(_generate_job, todo):
-                    bar.update()
-        bar.close()
+    run_jobs(_generate_job, todo, desc="generating ALFWorld tasks", unit="task", workers=workers, progress=progress)
     return [task_dir(*j) for j in jobs]
 
 

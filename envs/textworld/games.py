@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from envs.cache import cache_dir, run_jobs
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,7 @@ CHALLENGES = ("tw-coin_collector", "tw-treasure_hunter", "tw-simple", "tw-cookin
 
 def cache_root() -> Path:
     """Where generated games live: ``$STEPRL_CACHE/textworld`` or ``~/.cache/steprl/textworld``."""
-    base = os.environ.get("STEPRL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "steprl")
-    return Path(base) / "textworld"
+    return cache_dir("textworld")
 
 
 def _settings_key(challenge: str, settings: Mapping[str, Any]) -> str:
@@ -82,18 +81,5 @@ def prepare_games(jobs: Iterable[tuple[str, Mapping[str, Any], int]], workers: i
     """Generate many games (skipping cached ones) over ``workers`` processes, with a progress bar."""
     jobs = [(c, dict(s), int(seed)) for c, s, seed in jobs]
     todo = [j for j in jobs if not game_path(*j).exists()]
-    if todo:
-        workers = workers or min(len(todo), os.cpu_count() or 1)
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(todo), desc="generating TextWorld games", unit="game", disable=not progress)
-        if workers <= 1:
-            for job in todo:
-                generate_game(*job)
-                bar.update()
-        else:
-            with ProcessPoolExecutor(workers) as pool:
-                for _ in pool.map(_generate_job, todo):
-                    bar.update()
-        bar.close()
+    run_jobs(_generate_job, todo, desc="generating TextWorld games", unit="game", workers=workers, progress=progress)
     return [game_path(*j) for j in jobs]
