@@ -259,14 +259,8 @@ class RolloutWorkers:
         return self._ray.get([actor.pid.remote() for actor in self.actors], timeout=self.timeout)
 
     def close(self) -> None:
-        for actor in getattr(self, "actors", []):
-            try:
-                self._ray.get(actor.close.remote(), timeout=30)
-            except Exception:
-                pass
-            try:
-                self._ray.kill(actor, no_restart=True)
-            except Exception:
-                pass
+        from envs.ray_vector import close_actors
+
+        close_actors(self._ray, getattr(self, "actors", []), timeout=30)
         self.actors = []
 

@@ -29,7 +29,20 @@ import numpy as np
 
 from envs.vector import EnvFn, _crash_result, _EnvSlot, _VectorAPI
 
-__all__ = ["RayVectorEnv", "init_ray"]
+__all__ = ["RayVectorEnv", "init_ray", "close_actors"]
+
+
+def close_actors(ray, actors, timeout: float) -> None:
+    """Ask each actor to ``close()`` (up to ``timeout`` s), then kill it; dead actors are skipped quietly."""
+    for actor in actors:
+        try:
+            ray.get(actor.close.remote(), timeout=timeout)
+        except Exception:  # noqa: BLE001 - already dead or stuck: the kill below ends it
+            pass
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def init_ray(address: str | None = None, **kwargs: Any):
@@ -173,14 +186,6 @@ class RayVectorEnv(_VectorAPI):
         return self._ray.get([actor.pid.remote() for actor in self.actors], timeout=self.timeout)
 
     def close(self) -> None:
-        for actor in getattr(self, "actors", []):
-            try:
-                self._ray.get(actor.close.remote(), timeout=10)
-            except Exception:
-                pass
-            try:
-                self._ray.kill(actor, no_restart=True)
-            except Exception:
-                pass
+        close_actors(self._ray, getattr(self, "actors", []), timeout=10)
         self.actors = []
 
