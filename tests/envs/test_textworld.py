@@ -25,7 +25,10 @@ def _registered_ids():
 def test_check_env_on_every_registered_env(env_id):
     """The contract, with 300 malformed actions (empty, 10 kB, unicode, control chars)."""
     env = envs.make(env_id, split="test", num_tasks=2)
-    envs.check_env(env, num_bad_actions=300)
+    try:
+        envs.check_env(env, num_bad_actions=300)
+    finally:
+        env.close()
 
 
 def test_clean_feedback_strips_banner_and_status_line():

@@ -50,11 +50,25 @@ class BrowserFailure(RuntimeError):
 
 
 class _BrowserHost:
-    """One Playwright driver + one Chromium for the current thread; relaunched when dead."""
+    """One Playwright driver + one Chromium for the current thread; relaunched when dead.
+
+    Envs that use it are counted (:meth:`acquire` / :meth:`release`); when the last
+    one closes, Chromium and the Playwright driver stop, so the thread is free for
+    other Playwright code (its sync API refuses to start while a driver runs).
+    """
 
     def __init__(self):
         self._playwright = None
         self.browser = None
+        self.users: set[int] = set()
+
+    def acquire(self, user: object) -> None:
+        self.users.add(id(user))
+
+    def release(self, user: object) -> None:
+        self.users.discard(id(user))
+        if not self.users:
+            self.stop()
 
     def alive(self) -> bool:
         return self.browser is not None and self.browser.is_connected()
@@ -183,7 +197,9 @@ class WebShopBrowserEnv(WebShopTextEnv):
     def _ensure_page(self):
         if self._server is None:
             self._server = get_server(*self._key)
-        browser = _host().ensure()
+        host = _host()
+        host.acquire(self)
+        browser = host.ensure()
         if self.page is None or self._browser is not browser or self.page.is_closed():
             self._close_context()
             self._browser = browser
@@ -251,6 +267,9 @@ class WebShopBrowserEnv(WebShopTextEnv):
             return obs, 0.0, False, True, info
 
     def close(self) -> None:
-        """Close this env's browser context (the shared Chromium and server stay up for other envs)."""
+        """Close this env's browser context; the shared Chromium stops when no env of this thread uses it."""
         self._close_context()
+        host = _HOSTS.get(threading.get_ident())
+        if host is not None:
+            host.release(self)
         super().close()

@@ -176,3 +176,4 @@ def test_two_envs_share_chromium_and_the_server_without_interfering(browser_env)
         assert rewards == {"a": 1.0, "b": 1.0}
     finally:
         other.close()
+
