@@ -19,7 +19,6 @@ pytestmark = [pytest.mark.browser,
 from envs.web.webshop.browser_env import chromium_pids  # noqa: E402
 
 
-
 def test_closing_the_last_env_stops_chromium_and_frees_the_thread_for_playwright():
     """Playwright's sync API refuses to start while another driver runs in the thread; closing our envs must end ours."""
     first = envs.make("web/webshop-browser-v0", split="test", num_tasks=1)
