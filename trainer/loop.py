@@ -147,14 +147,14 @@ class RLRun:
                              vocab=cfg.tiny_model.vocab, seed=cfg.run.seed, num_tasks=cfg.tiny_model.corpus_tasks)
             self.say(f"  built in {time.perf_counter() - t0:.1f}s")
 
-        # Games for every split the run touches, generated in parallel up front (by rank 0 first).
-        for rank_turn in ((True, False) if self.dist is not None else (True,)):
-            if self.is_main == rank_turn:
-                for split, count in (("train", cfg.env.train_tasks), (cfg.eval.split, cfg.eval.tasks)):
-                    env = envs.make(cfg.env.id, split=split, num_tasks=count, **cfg.env.kwargs)
-                    env.unwrapped.prepare(progress=cfg.run.progress and self.is_main)
-                    env.close()
-            self._barrier()
+        # Games for every split the run touches, generated in parallel up front by rank 0; other
+        # ranks wait, then find them in the cache (or, on another node's disk, make them as needed).
+        if self.is_main:
+            for split, count in (("train", cfg.env.train_tasks), (cfg.eval.split, cfg.eval.tasks)):
+                env = envs.make(cfg.env.id, split=split, num_tasks=count, **cfg.env.kwargs)
+                env.unwrapped.prepare(progress=cfg.run.progress)
+                env.close()
+        self._barrier()
 
         self.policy = load_policy(str(model_dir), cfg.trainer, trust_remote_code=cfg.agent.trust_remote_code)
         self.tokenizer = load_tokenizer(str(model_dir), trust_remote_code=cfg.agent.trust_remote_code)
