@@ -53,7 +53,7 @@ CASES = (  # (anchors, row order, rows)
     ("text", "agent", 10_000), ("text", "agent", 100_000), ("text", "agent", 1_000_000),
 )
 LOOP_SIZES = (10_000, 100_000)
-VECTOR_REPEATS, LOOP_REPEATS = 5, 3
+VECTOR_REPEATS, LOOP_REPEATS = 20, 3
 
 
 def make_rollouts(n_rows: int, order: str = "agent", seed: int = 0) -> dict[str, np.ndarray]:

@@ -41,9 +41,10 @@ from .batch import (
     check_positive,
     check_unit_interval,
     discounted_suffix_sum,
-    episode_returns,
+    PairSegments,
     factorize_pairs,
     normalize_in_groups,
+    sort_pairs,
 )
 from .registry import register
 
@@ -77,22 +78,26 @@ def advantage_levels(batch: StepBatch, *, gamma: float = 0.95, normalize: str = 
     check_unit_interval("gamma", gamma)
     check_positive("eps", eps)
     check_finite("invalid_penalty", invalid_penalty)
-    reward = penalized_reward(batch, invalid_penalty)
+    reward = batch.canonical(penalized_reward(batch, invalid_penalty))  # canonical order from here on
 
     # Eq. 3: episode level, statistics over the group's step rows (weight = trajectory length)
-    episode_return = episode_returns(batch, reward)
+    episode_return = np.bincount(batch.canonical_traj_code, weights=reward, minlength=batch.n_trajectories)
     episode_advantage = normalize_in_groups(
         episode_return, batch.traj_group, batch.n_groups, normalize, eps,
         weight=batch.traj_length, singleton=batch.group_size == 1, singleton_rule="raw")[batch.traj_code]
 
     # Eq. 5: discounted step returns, canonical order
-    step_return = discounted_suffix_sum(batch, batch.canonical(reward), gamma)
+    step_return = discounted_suffix_sum(batch, reward, gamma)
 
-    # Eq. 6 + Eq. 7: step level within anchor-state groups; singleton step group → 0
-    step_group, n_step_groups = step_groups(batch, similarity=similarity, similarity_threshold=similarity_threshold)
-    step_advantage = normalize_in_groups(step_return, batch.canonical(step_group), n_step_groups, normalize, eps,
-                                         singleton_rule="zero")
-    return episode_advantage, batch.to_rows(step_advantage)
+    # Eq. 6 + Eq. 7: step level within anchor-state groups; singleton step group → 0. The rows
+    # are sorted into contiguous step groups (canonical order inside each), so every group
+    # statistic reads and writes memory in order instead of scattering.
+    step_advantage = np.zeros(len(batch))
+    if len(batch):
+        segments = step_segments(batch, similarity=similarity, similarity_threshold=similarity_threshold)
+        step_advantage[segments.rows] = normalize_in_groups(step_return[segments.tiebreak], segments.code,
+                                                            segments.count, normalize, eps, singleton_rule="zero")
+    return episode_advantage, step_advantage
 
 
 def penalized_reward(batch: StepBatch, invalid_penalty: float) -> np.ndarray:
@@ -115,17 +120,37 @@ def step_groups(batch: StepBatch, *, similarity: bool = False,
             raise ValueError("similarity_threshold=0 would put every anchor of a group in one step group; use (0, 1]")
     key = ("step_groups", bool(similarity), float(similarity_threshold) if similarity else None)
     if key not in batch._cache:
-        codes, count = _exact_step_groups(batch)
         if similarity:
+            codes, count = factorize_pairs(batch.group_code, batch.n_groups, batch.anchor_key)
             codes, count = _similarity_step_groups(batch, codes, count, similarity_threshold)
+        else:
+            codes = np.zeros(len(batch), dtype=np.int64)
+            count = 0
+            if len(batch):
+                segments = step_segments(batch)
+                codes[segments.rows] = segments.code
+                count = segments.count
         codes.flags.writeable = False
         batch._cache[key] = (codes, count)
     return batch._cache[key]
 
 
-def _exact_step_groups(batch: StepBatch) -> tuple[np.ndarray, int]:
-    """Codes of the (group, anchor) pairs; str anchors compared by hash (see `credit.batch.factorize`)."""
-    return factorize_pairs(batch.group_code, batch.n_groups, batch.anchor_key)
+def step_segments(batch: StepBatch, *, similarity: bool = False, similarity_threshold: float = 0.95) -> PairSegments:
+    """The batch's rows sorted into contiguous step groups, canonical order within each (cached).
+
+    Exact mode sorts (group, anchor key) pairs directly, tie-broken by canonical position
+    (str anchors compared by hash, see `credit.batch.factorize`); similarity mode sorts
+    the merged cluster codes of `step_groups`.
+    """
+    key = ("step_segments", bool(similarity), float(similarity_threshold) if similarity else None)
+    if key not in batch._cache:
+        if similarity:
+            codes, _ = step_groups(batch, similarity=True, similarity_threshold=similarity_threshold)
+            batch._cache[key] = sort_pairs(None, 1, codes, batch.position, batch.order)
+        else:
+            batch._cache[key] = sort_pairs(batch.group_code, batch.n_groups, batch.anchor_key, batch.position,
+                                           batch.order)
+    return batch._cache[key]
 
 
 def _similarity_step_groups(batch: StepBatch, exact_code: np.ndarray, n_exact: int,
