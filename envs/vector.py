@@ -3,7 +3,10 @@
 Text observations do not stack into arrays, and multi-turn rollouts need
 envs to drop out one by one as their episodes end, so this is not
 Gymnasium's ``VectorEnv``: ``step`` takes one action per env, or ``None`` to
-leave that env alone this turn, and nothing auto-resets.
+leave that env alone this turn, and nothing auto-resets. An entry may also be a
+:class:`Reset` request: that env is reset in the same round trip in which the
+others step (an env whose episode just ended starts its next one while the other
+workers keep stepping, instead of a reset round on its own).
 
 An env that raises ends its episode, not the run: its step returns
 ``truncated=True`` with ``info["env_error"]`` set and ``success=False``; the env
@@ -20,15 +23,27 @@ from __future__ import annotations
 import multiprocessing as mp
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium
 import numpy as np
 
-__all__ = ["TextVectorEnv", "StepResult", "make_vector_env", "EXECUTORS"]
+__all__ = ["TextVectorEnv", "Reset", "StepResult", "make_vector_env", "EXECUTORS"]
 
 EnvFn = Callable[[], gymnasium.Env]
 StepResult = tuple[str, float, bool, bool, dict]
+
+
+class Reset(NamedTuple):
+    """A reset request in place of an action in ``step``: that env is reset with ``seed`` and ``options``.
+
+    Its entry in ``step``'s results is ``(obs, 0.0, False, False, info)`` of the new
+    episode, with ``info["reset"] = True``. A reset that raises gives a crash result
+    (``truncated=True``, ``info["env_error"]``), as a step that raises does.
+    """
+
+    seed: int | None = None
+    options: dict | None = None
 
 
 def _crash_result(exc: BaseException | str) -> StepResult:
@@ -49,12 +64,16 @@ class _EnvSlot:
             self.env = self.env_fn()
         return self.env.reset(seed=seed, options=options)
 
-    def step(self, action: str) -> StepResult:
+    def step(self, action: str | Reset) -> StepResult:
         try:
+            if isinstance(action, Reset):
+                obs, info = self.reset(action.seed, action.options)
+                return obs, 0.0, False, False, {**info, "reset": True}
             return self.env.step(action)
         except Exception as exc:  # the env crashed: end this episode, keep the run
             try:
-                self.env.close()
+                if self.env is not None:
+                    self.env.close()
             except Exception:
                 pass
             self.env = None
@@ -178,11 +197,12 @@ class _VectorAPI:
             infos.append(value[1])
         return obs, infos
 
-    def step(self, actions: Sequence[str | None]):
-        """Step every env whose action is not ``None``.
+    def step(self, actions: Sequence[str | Reset | None]):
+        """Step every env whose action is not ``None``; reset those whose entry is a :class:`Reset`.
 
         Returns ``(obs, rewards, terminated, truncated, infos)``; entries of
-        skipped envs are ``None`` / 0 / False / False / ``None``.
+        skipped envs are ``None`` / 0 / False / False / ``None``; entries of reset
+        envs are their new episode's first observation and info (reward 0).
         """
         if len(actions) != self.num_envs:
             raise ValueError(f"step got {len(actions)} actions for {self.num_envs} envs")

@@ -28,7 +28,8 @@ def test_factory_picks_the_executor_and_validates():
 
 def test_ray_vector_env_matches_local(ray_local):
     fns = [envs.make_fn("toy/Corridor-v0")] * 4
-    script = [["east", None, "fly", "east"], ["east", "east", None, None], ["west", "east", "east", "east"]]
+    script = [["east", None, "fly", "east"], ["east", "east", None, None], ["west", "east", "east", "east"],
+              [envs.Reset(3, {"task": 1}), "east", None, envs.Reset(0, {"task": 0})]]
     outputs = []
     for executor, workers in (("local", 0), ("ray", 2)):
         with make_vector_env(fns, executor=executor, num_workers=workers) as venv:
@@ -39,6 +40,7 @@ def test_ray_vector_env_matches_local(ray_local):
             outputs.append(record)
     assert outputs[0] == outputs[1]
     assert outputs[1][2][1] == [1.0, 0.0, 0.0, 0.0]  # env 0 (corridor of 2) won on its 2nd step
+    assert outputs[1][4][0][0] == "You are in room 0 of 3." and outputs[1][4][4][3]["reset"] is True
 
 
 def test_quickstart_rollout_same_trajectories_as_local(ray_local, tmp_path):

@@ -80,3 +80,31 @@ def test_env_config_executor_is_validated_and_defaults_to_todays_behaviour():
         EnvConfig(executor="mpi", num_workers=1)
     with pytest.raises(ValidationError, match="ray.adress"):
         EnvConfig(ray={"adress": "auto"})
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_reset_request_in_step_starts_a_new_episode_beside_the_others_steps(num_workers):
+    fns = [envs.make_fn("toy/Corridor-v0")] * 3
+    with envs.TextVectorEnv(fns, num_workers=num_workers) as venv:
+        venv.reset(seeds=[0, 0, 0], options=[{"task": 0}, {"task": 2}, {"task": 1}])
+        obs, rewards, terminated, truncated, infos = venv.step(["east", "east", "east"])
+        assert terminated.tolist() == [False, False, False] and obs[1] == "You are in room 1 of 4."
+        obs, rewards, terminated, truncated, infos = venv.step(["east", envs.Reset(5, {"task": 3}), None])
+        assert obs[0] == "You are in room 2 of 2." and rewards[0] == 1.0 and terminated[0]
+        assert obs[1] == "You are in room 0 of 5." and rewards[1] == 0.0
+        assert not terminated[1] and not truncated[1]
+        assert infos[1]["reset"] is True
+        assert obs[2] is None and infos[2] is None
+        obs, _, _, _, infos = venv.step([envs.Reset(0, {"task": 0}), "east", "east"])
+        assert obs == ["You are in room 0 of 2.", "You are in room 1 of 5.", "You are in room 2 of 3."]
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_reset_request_that_raises_ends_like_a_crashed_step(num_workers):
+    fns = [envs.make_fn("toy/Corridor-v0")]
+    with envs.TextVectorEnv(fns, num_workers=num_workers) as venv:
+        venv.reset(seeds=[0], options=[{"task": 0}])
+        obs, rewards, terminated, truncated, infos = venv.step([envs.Reset(0, {"task": 10**9})])
+        assert truncated.tolist() == [True] and infos[0]["env_error"] and infos[0]["success"] is False
+        obs, _, _, _, infos = venv.step([envs.Reset(0, {"task": 1})])  # rebuilt, plays again
+        assert obs == ["You are in room 0 of 3."]
