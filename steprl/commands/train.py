@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 
@@ -55,7 +56,15 @@ def run(args: argparse.Namespace) -> int:
 def print_summary(summary: dict) -> None:
     start, last = summary["success_start"], summary["success_last3"]
     print(f"\nheld-out success ({summary['eval_split']} split, {summary['eval_episodes']} episodes per evaluation):")
-    print(f"  start (after SFT warm start): {100 * start:5.1f}%")
-    print(f"  after RL (mean of last 3 evaluations): {100 * last:5.1f}%   ({100 * (last - start):+.1f} points)")
+    if math.isnan(start):
+        print("  start (after SFT warm start): not evaluated")
+    else:
+        print(f"  start (after SFT warm start): {100 * start:5.1f}%")
+    if math.isnan(last):
+        print("  after RL: no evaluation after iteration 0 (run.iterations=0, or eval.every larger than it)")
+    elif math.isnan(start):
+        print(f"  after RL (mean of last 3 evaluations): {100 * last:5.1f}%")
+    else:
+        print(f"  after RL (mean of last 3 evaluations): {100 * last:5.1f}%   ({100 * (last - start):+.1f} points)")
     print(f"  wall time {summary['wall_s'] / 60:.1f} min; run directory {summary['run_dir']}")
     print("  curve: " + json.dumps([[int(i), round(100 * s, 1)] for i, s in summary["success_curve"]]))
