@@ -115,11 +115,23 @@ def collect_env_text(
     return [t for t in texts if t]
 
 
-def _format_texts() -> list[str]:
-    """Prompt scaffolding the tokenizer should know (system prompts, tags, headers)."""
+#: Response formats whose scaffolding every tiny model's tokenizer learns; others are added on request.
+TEXT_FORMATS = ("plain", "think_action")
+
+
+def _format_texts(response_formats: Sequence[str] = TEXT_FORMATS) -> list[str]:
+    """Prompt scaffolding the tokenizer should know (system prompts and instructions of the formats, tags, headers).
+
+    Only the named formats' prompts go in: the tokenizer is part of the model, so scaffolding
+    a run never shows (e.g. the tool-call prompts for a text game) would change the model
+    for nothing.
+    """
     from agent.prompts import DEFAULT_SYSTEM_PROMPTS, FORMAT_INSTRUCTIONS
 
-    scaffold = list(DEFAULT_SYSTEM_PROMPTS.values()) + list(FORMAT_INSTRUCTIONS.values())
+    unknown = [f for f in response_formats if f not in DEFAULT_SYSTEM_PROMPTS]
+    if unknown:
+        raise ValueError(f"unknown response format {unknown[0]!r}; choose from {sorted(DEFAULT_SYSTEM_PROMPTS)}")
+    scaffold = [DEFAULT_SYSTEM_PROMPTS[f] for f in response_formats] + [FORMAT_INSTRUCTIONS[f] for f in response_formats]
     scaffold += ["Task:", "Your last 4 steps, oldest first:", "Observation:", "Action:", "Current observation:"]
     scaffold += ["Admissible actions:", "<think>", "</think>", "<action>", "</action>", "system", "user", "assistant"]
     return scaffold * 20
@@ -163,6 +175,7 @@ def build_tiny_model(
     seed: int = 0,
     num_tasks: int = 8,
     env_kwargs: dict | None = None,
+    response_formats: Sequence[str] = TEXT_FORMATS,
 ) -> Path:
     """Build and save a from-scratch Qwen2 model with a tokenizer fitted to an env.
 
@@ -179,6 +192,8 @@ def build_tiny_model(
         seed: weight initialization seed.
         num_tasks: train tasks to play when ``source`` is an env id.
         env_kwargs: keyword arguments of the env when ``source`` is an env id.
+        response_formats: agent response formats whose system prompts and reply
+            instructions the tokenizer learns (add ``"tool_calls"`` for tool envs).
 
     Returns:
         ``out_dir`` as a Path. The model is fp32 with tied embeddings.
@@ -197,7 +212,7 @@ def build_tiny_model(
              if isinstance(source, str) else list(source))
     if not texts:
         raise ValueError("build_tiny_model got no corpus text to train the tokenizer on")
-    tokenizer = _train_tokenizer(texts + _format_texts(), vocab)
+    tokenizer = _train_tokenizer(texts + _format_texts(tuple(response_formats)), vocab)
     ids = tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS)
     eos_id, pad_id = ids[2], ids[0]
     config = Qwen2Config(

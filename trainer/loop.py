@@ -122,7 +122,7 @@ class RLRun:
     # -- setup ------------------------------------------------------------------
     def setup(self) -> None:
         import envs
-        from agent.models import build_tiny_model, load_tokenizer
+        from agent.models import TEXT_FORMATS, build_tiny_model, load_tokenizer
         from agent.prompts import PromptBuilder
         from trainer.checkpoint import list_checkpoints, load_latest
         from trainer.distributed import DistributedPolicyTrainer, init_distributed
@@ -144,7 +144,8 @@ class RLRun:
             t0 = time.perf_counter()
             self.say(f"building a tiny model for {cfg.env.id} → {model_dir}")
             build_tiny_model(cfg.env.id, model_dir, hidden=cfg.tiny_model.hidden, layers=cfg.tiny_model.layers,
-                             vocab=cfg.tiny_model.vocab, seed=cfg.run.seed, num_tasks=cfg.tiny_model.corpus_tasks)
+                             vocab=cfg.tiny_model.vocab, seed=cfg.run.seed, num_tasks=cfg.tiny_model.corpus_tasks,
+                             response_formats=tuple(dict.fromkeys((*TEXT_FORMATS, cfg.agent.response_format))))
             self.say(f"  built in {time.perf_counter() - t0:.1f}s")
 
         # Games for every split the run touches, generated in parallel up front by rank 0; other

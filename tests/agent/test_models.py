@@ -93,3 +93,22 @@ def test_import_smollm2(tmp_path):
     with torch.no_grad():
         out_ids = model.generate(input_ids, max_new_tokens=12, do_sample=False)
     assert "5" in tokenizer.decode(out_ids[0, input_ids.shape[1]:], skip_special_tokens=True)
+
+
+def test_tokenizer_learns_only_the_requested_formats_prompts(tmp_path):
+    """The tool-call prompts enter a tiny model's tokenizer only when asked for (they changed text-game models)."""
+    from agent.prompts import DEFAULT_SYSTEM_PROMPTS
+
+    text_only = build_tiny_model(CORPUS, tmp_path / "text", hidden=64, layers=1, vocab=400)
+    with_tools = build_tiny_model(CORPUS, tmp_path / "tools", hidden=64, layers=1, vocab=400,
+                                  response_formats=(*models.TEXT_FORMATS, "tool_calls"))
+    again = build_tiny_model(CORPUS, tmp_path / "again", hidden=64, layers=1, vocab=400,
+                             response_formats=("plain", "think_action"))
+    assert (text_only / "tokenizer.json").read_text() == (again / "tokenizer.json").read_text()
+    assert (text_only / "tokenizer.json").read_text() != (with_tools / "tokenizer.json").read_text()
+    tool_prompt = DEFAULT_SYSTEM_PROMPTS["tool_calls"]
+    n_text = len(load_model(str(text_only), device="cpu")[1](tool_prompt, add_special_tokens=False)["input_ids"])
+    n_tools = len(load_model(str(with_tools), device="cpu")[1](tool_prompt, add_special_tokens=False)["input_ids"])
+    assert n_tools < n_text
+    with pytest.raises(ValueError, match="unknown response format 'json'"):
+        build_tiny_model(CORPUS, tmp_path / "bad", hidden=64, layers=1, vocab=400, response_formats=("json",))
