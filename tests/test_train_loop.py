@@ -127,3 +127,19 @@ def test_loop_run_holds_exactly_one_model_copy(tiny_model, tmp_path):
         assert len(storages) == 1, f"{len(storages)} model copies alive"
     finally:
         run.close()
+
+
+@pytest.mark.slow
+def test_fresh_run_rebuilds_a_stale_tiny_model_left_in_its_directory(tmp_path):
+    """A tiny model left by an earlier run (here: garbled) is rebuilt by a fresh run, not silently reused."""
+    from steprl.config import load_run_config
+    from trainer.loop import RLRun
+
+    overrides = [*TINY, "run.iterations=0", "eval.tasks=2", f"run.dir={tmp_path / 'run'}", "run.overwrite=true",
+                 "tiny_model.hidden=64", "tiny_model.layers=1", "tiny_model.vocab=400", "tiny_model.corpus_tasks=2"]
+    RLRun(load_run_config("configs/quickstart.yaml", overrides)).run()
+    base = tmp_path / "run" / "base_model"
+    first = (base / "tokenizer.json").read_text()
+    (base / "tokenizer.json").write_text('{"stale": true}')
+    RLRun(load_run_config("configs/quickstart.yaml", overrides)).run()
+    assert (base / "tokenizer.json").read_text() == first

@@ -140,12 +140,15 @@ class RLRun:
         self._seed_everything(cfg.run.seed)
 
         model_dir = Path(cfg.agent.model)
-        if self.is_main and cfg.tiny_model is not None and not (model_dir / "config.json").exists():
+        if self.is_main and cfg.tiny_model is not None and (not self.resume or not (model_dir / "config.json").exists()):
+            # A fresh run rebuilds its tiny model even if an earlier run left one there (reusing it once
+            # hid a tokenizer change); --resume keeps the one its checkpoints were trained with.
             t0 = time.perf_counter()
             self.say(f"building a tiny model for {cfg.env.id} → {model_dir}")
+            formats = tuple(dict.fromkeys((*TEXT_FORMATS, cfg.agent.response_format)))
             build_tiny_model(cfg.env.id, model_dir, hidden=cfg.tiny_model.hidden, layers=cfg.tiny_model.layers,
                              vocab=cfg.tiny_model.vocab, seed=cfg.run.seed, num_tasks=cfg.tiny_model.corpus_tasks,
-                             response_formats=tuple(dict.fromkeys((*TEXT_FORMATS, cfg.agent.response_format))))
+                             response_formats=formats)
             self.say(f"  built in {time.perf_counter() - t0:.1f}s")
 
         # Games for every split the run touches, generated in parallel up front by rank 0; other
