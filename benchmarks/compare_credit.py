@@ -8,7 +8,12 @@ of its last 3 evaluations; mean ± std over seeds), the gain over the SFT start,
 wall time and peak RSS. ``grpo+kl`` adds a KL term to a reference model
 (kl_coef 0.01), the one setting here that holds a second model copy.
 
-    python benchmarks/compare_credit.py [--seeds 0 1 2] [--methods gigpo grpo rloo loop spa grpo+kl] [key=value ...]
+    python benchmarks/compare_credit.py [key=value ...] [--seeds 0 1 2] [--methods gigpo grpo rloo loop spa grpo+kl]
+
+(key=value overrides, applied to every run, go before the options: ``--methods`` takes
+every word after it.) Two invocations with disjoint ``--methods`` and the same ``--out``
+can run side by side (e.g. with ``run.torch_threads=1`` each); a last invocation with
+all methods then only reads their results and prints the whole table.
 
 Runs go seed by seed (every method on seed 0 first). A finished run leaves
 ``bench.json`` (its wall time and peak RSS) beside its ``summary.json``; a later
@@ -58,7 +63,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--out", default="runs/bench_credit")
-    parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
+    parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run (before the options)")
     args = parser.parse_args()
 
     results: dict[str, list[tuple[dict, float, float]]] = {method: [] for method in args.methods}
