@@ -9,13 +9,13 @@ See ``ARCHITECTURE.md`` (Environment contract) and ``docs/custom-environments.md
 """
 
 from envs.checker import EnvContractError, check_env
-from envs.core import INVALID_ACTION_OBS, RESET_INFO_KEYS, SPLITS, STEP_INFO_KEYS, TextEnv, TextSpace
+from envs.core import INVALID_ACTION_OBS, RESET_INFO_KEYS, SPLITS, STEP_INFO_KEYS, InvalidAction, TextEnv, TextSpace
 from envs.registration import ENTRY_POINT_GROUP, EnvFactory, EnvSpec, load_plugins, make, make_fn, register, registry, spec
 from envs.vector import Reset, TextVectorEnv, make_vector_env
 from envs.wrappers import ActionHistory, TimeLimit
 
 __all__ = [
-    "TextEnv", "TextSpace", "SPLITS", "RESET_INFO_KEYS", "STEP_INFO_KEYS", "INVALID_ACTION_OBS",
+    "TextEnv", "TextSpace", "SPLITS", "RESET_INFO_KEYS", "STEP_INFO_KEYS", "INVALID_ACTION_OBS", "InvalidAction",
     "make", "make_fn", "EnvFactory", "register", "registry", "spec", "EnvSpec", "load_plugins", "ENTRY_POINT_GROUP",
     "check_env", "EnvContractError", "TextVectorEnv", "Reset", "make_vector_env", "TimeLimit", "ActionHistory",
 ]

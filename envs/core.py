@@ -43,6 +43,18 @@ STEP_INFO_KEYS = RESET_INFO_KEYS + ("valid_action",)
 INVALID_ACTION_OBS = "That is not a valid action."
 
 
+class InvalidAction(Exception):
+    """Raised by :meth:`TextEnv._normalize_action` for input that names no command.
+
+    ``TextEnv.step`` turns it into ``invalid_action(message)`` (the message defaults
+    to :data:`INVALID_ACTION_OBS`); it never reaches the caller.
+    """
+
+    def __init__(self, message: str = INVALID_ACTION_OBS):
+        super().__init__(message)
+        self.message = message
+
+
 class TextSpace(Text):
     """A ``Text`` space that admits any string up to ``max_length`` characters.
 
@@ -79,6 +91,10 @@ class TextEnv(gymnasium.Env):
     * ``_step_action(action) -> (obs, reward, terminated, truncated, info)``
       for a well-formed string; set ``info["valid_action"]``. Return
       ``self.invalid_action(...)`` for actions the game does not understand.
+
+    Optional: ``_normalize_action(action)`` decides what "well-formed" means (by
+    default one printable line, whitespace collapsed; tool envs keep whitespace),
+    and ``invalid_action`` what an invalid action costs (tool envs count a turn).
 
     Args:
         split: which task seeds to draw from: ``"train"``, ``"valid"`` or ``"test"``.
@@ -166,11 +182,10 @@ class TextEnv(gymnasium.Env):
     def step(self, action: Any) -> tuple[str, float, bool, bool, dict]:
         if self.task_seed is None:
             raise RuntimeError("call reset() before step()")
-        if not isinstance(action, str) or not action.strip() or len(action) > self.max_action_length:
-            return self.invalid_action()
-        action = " ".join(action.split())  # collapse newlines/tabs: commands are one line
-        if not action.isprintable():
-            return self.invalid_action()  # control characters never name a command
+        try:
+            action = self._normalize_action(action)
+        except InvalidAction as exc:
+            return self.invalid_action(exc.message)
         obs, reward, terminated, truncated, info = self._step_action(action)
         info.setdefault("task_id", self._last_info.get("task_id"))
         info.setdefault("task", self._last_info.get("task"))
@@ -179,6 +194,20 @@ class TextEnv(gymnasium.Env):
             info.setdefault("success", False)
         self._last_obs, self._last_info = obs, info
         return obs, float(reward), bool(terminated), bool(truncated), info
+
+    def _normalize_action(self, action: Any) -> str:
+        """The command ``_step_action`` receives for ``action``; raise :class:`InvalidAction` if there is none.
+
+        Default: a non-empty str of at most :attr:`max_action_length` characters,
+        runs of whitespace collapsed to one space (commands are one line), with no
+        control characters left.
+        """
+        if not isinstance(action, str) or not action.strip() or len(action) > self.max_action_length:
+            raise InvalidAction()
+        action = " ".join(action.split())  # collapse newlines/tabs: commands are one line
+        if not action.isprintable():
+            raise InvalidAction()  # control characters never name a command
+        return action
 
     def invalid_action(self, message: str = INVALID_ACTION_OBS) -> tuple[str, float, bool, bool, dict]:
         """The answer to an action the env cannot execute: state unchanged, reward 0.

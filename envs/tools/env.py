@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.core import TextEnv
+from envs.core import INVALID_ACTION_OBS, InvalidAction, TextEnv
 from envs.tools.protocol import (
     Tool,
     ToolCall,
@@ -98,23 +98,25 @@ class ToolEnv(TextEnv):
         self.done = False
         return obs, self._info(self._hash(obs))
 
-    def step(self, action: Any) -> tuple[str, float, bool, bool, dict]:
-        """Run the response's tool calls. Unlike the base class, whitespace is kept (code needs it)."""
-        if self.task_seed is None:
-            raise RuntimeError("call reset() before step()")
-        if not isinstance(action, str) or not action.strip() or len(action) > self.max_action_length:
-            result = self._invalid(NO_CALL_OBS if isinstance(action, str) and len(action) <= self.max_action_length
-                                   else f"The response is not text of at most {self.max_action_length} characters.")
-        else:
-            try:
-                result = self._step_action(action)
-            except Exception as exc:  # noqa: BLE001 - never raise on agent text; the bug shows in the obs
-                result = self._invalid(f"Internal error while running the calls: {type(exc).__name__}: {exc}")
-        obs, reward, terminated, truncated, info = result
-        self._last_obs, self._last_info = obs, info
-        return obs, float(reward), bool(terminated), bool(truncated), info
+    def _normalize_action(self, action: Any) -> str:
+        """The response as is: unlike the base class, whitespace is kept (code and JSON need it)."""
+        if not isinstance(action, str) or len(action) > self.max_action_length:
+            raise InvalidAction(f"The response is not text of at most {self.max_action_length} characters.")
+        if not action.strip():
+            raise InvalidAction(NO_CALL_OBS)
+        return action
+
+    def invalid_action(self, message: str = NO_CALL_OBS) -> tuple[str, float, bool, bool, dict]:
+        """A response that ran nothing: state and anchor unchanged; it still counts as a turn."""
+        return self._invalid(NO_CALL_OBS if message == INVALID_ACTION_OBS else message)
 
     def _step_action(self, action: str) -> tuple[str, float, bool, bool, dict]:
+        try:
+            return self._run_calls(action)
+        except Exception as exc:  # noqa: BLE001 - never raise on agent text; the bug shows in the obs
+            return self._invalid(f"Internal error while running the calls: {type(exc).__name__}: {exc}")
+
+    def _run_calls(self, action: str) -> tuple[str, float, bool, bool, dict]:
         calls = parse_tool_calls(action)
         if not calls:
             return self._invalid(NO_CALL_OBS)
