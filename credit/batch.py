@@ -393,9 +393,10 @@ def _segments_by_unique(major, minor, tiebreak, rows_of_tiebreak) -> PairSegment
     n = codes.size
     tiebreak = np.arange(n) if tiebreak is None else np.asarray(tiebreak)
     order = np.lexsort((tiebreak, codes))
+    sorted_codes = codes[order]
     starts = np.empty(n, dtype=bool)
     starts[0] = True
-    np.not_equal(codes[order][1:], codes[order][:-1], out=starts[1:])
+    np.not_equal(sorted_codes[1:], sorted_codes[:-1], out=starts[1:])
     return PairSegments(order, tiebreak[order], starts)
 
 

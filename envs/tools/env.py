@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.core import INVALID_ACTION_OBS, InvalidAction, TextEnv
+from envs.core import InvalidAction, TextEnv
 from envs.tools.protocol import (
     Tool,
     ToolCall,
@@ -108,7 +108,7 @@ class ToolEnv(TextEnv):
 
     def invalid_action(self, message: str = NO_CALL_OBS) -> tuple[str, float, bool, bool, dict]:
         """A response that ran nothing: state and anchor unchanged; it still counts as a turn."""
-        return self._invalid(NO_CALL_OBS if message == INVALID_ACTION_OBS else message)
+        return self._invalid(message)
 
     def _step_action(self, action: str) -> tuple[str, float, bool, bool, dict]:
         try:
