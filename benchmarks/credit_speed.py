@@ -17,7 +17,8 @@ trajectory then step, and times `StepBatch(...)` ("build") plus
 For 10k and 100k rows it also runs `gigpo_loop`, the same computation written the
 straightforward way (a Python loop over groups and rows with dicts keyed by
 trajectory and (group, anchor)), asserts that both give the same numbers, and prints
-the speedup. Both sides report their best of several runs (the machine may be shared).
+the speedup. Both sides report their best of several runs (the machine may be shared),
+and the loop's runs are interleaved with the vectorized ones.
 Extra rows repeat the sizes with the rows shuffled (a worst case for memory access).
 
 Allocator: the table runs after `credit.tune_allocator()`, as every `steprl` command
@@ -53,7 +54,7 @@ CASES = (  # (anchors, row order, rows)
     ("text", "agent", 10_000), ("text", "agent", 100_000), ("text", "agent", 1_000_000),
 )
 LOOP_SIZES = (10_000, 100_000)
-VECTOR_REPEATS, LOOP_REPEATS = 20, 3
+VECTOR_REPEATS, LOOP_REPEATS = 20, 5  # LOOP_REPEATS divides VECTOR_REPEATS
 
 
 def make_rollouts(n_rows: int, order: str = "agent", seed: int = 0) -> dict[str, np.ndarray]:
@@ -186,10 +187,17 @@ def main() -> None:
     previous: dict[tuple[str, str], float] = {}
     for kind, order, n_rows in CASES:
         rollouts = make_rollouts(n_rows, order)
-        runs = []
-        for _ in range(VECTOR_REPEATS):
+        # Where the loop runs too, its runs are interleaved with the vectorized ones (one loop
+        # run after every VECTOR_REPEATS // LOOP_REPEATS vectorized runs), so a slow spell of
+        # the machine hits both sides alike and the speedup compares like with like.
+        with_loop = n_rows in LOOP_SIZES
+        runs, loop_times, loop_advantages = [], [], None
+        for repeat in range(VECTOR_REPEATS):
             anchor = make_anchors(rollouts, kind)
             runs.append(gigpo_vectorized(rollouts, anchor))
+            if with_loop and (repeat + 1) % (VECTOR_REPEATS // LOOP_REPEATS) == 0:
+                loop_advantages, seconds = run_loop(rollouts, make_anchors(rollouts, kind))
+                loop_times.append(seconds)
         advantages = runs[-1][0]
         build, gigpo = min(run[1] for run in runs), min(run[2] for run in runs)
         total = min(run[1] + run[2] for run in runs)
@@ -198,11 +206,7 @@ def main() -> None:
         distinct = np.unique(groups * ANCHORS_PER_GROUP + rollouts["anchor_index"]).size / n_groups
         growth = f"{total / previous[kind, order]:.1f}x" if (kind, order) in previous else "-"
         loop_cell, speed_cell = "-", "-"
-        if n_rows in LOOP_SIZES:
-            loop_times = []
-            for _ in range(LOOP_REPEATS):
-                loop_advantages, seconds = run_loop(rollouts, make_anchors(rollouts, kind))
-                loop_times.append(seconds)
+        if with_loop:
             np.testing.assert_allclose(advantages, loop_advantages, rtol=1e-9, atol=1e-9)
             loop_cell, speed_cell = f"{min(loop_times):.3f}", f"{min(loop_times) / total:.0f}x"
         print(f"{kind:>7} {order:>8} {n_rows:>10,} {n_groups:>7,} {distinct:>13.0f} {build:>8.4f} {gigpo:>8.4f} "
