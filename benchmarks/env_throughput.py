@@ -14,7 +14,11 @@ MiniWoB++ task, the tool envs, ALFWorld): steps/s of the env alone under a fixed
 action choice (a cyclic pick among the admissible actions, else the expert's action)
 and the median reset time. A family whose dependency is missing is listed as skipped.
 
-Rows are measured in interleaved repeats and the best of each is kept. Every run
+Rows are measured in interleaved repeats. Steps/s are the best of each row; the
+overhead and the speed-ups are ratios taken within each repeat (the two rows ran back
+to back, in alternating order), and their median over the repeats is reported with
+its range: on a shared machine the load drifts, and a ratio of two bests mixes two
+different moments. Every run
 plays the same fixed action sequence (a cyclic pick among the
 admissible actions), so all rows do identical game work.
 
@@ -154,7 +158,7 @@ def main() -> None:
     parser.add_argument("--env", default=ENV_ID)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--games", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats; the best of each row is kept")
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved repeats (best steps/s, median ratios)")
     parser.add_argument("--families-only", action="store_true", help="only the table of the other families")
     parser.add_argument("--textworld-only", action="store_true", help="only the TextWorld table")
     args = parser.parse_args()
@@ -167,34 +171,54 @@ def main() -> None:
     probe.unwrapped.prepare(progress=False)
     paths = [probe.unwrapped.game_file(s) for s in probe.unwrapped.task_seeds]
 
-    print(f"# env throughput — {args.env}, {args.games} games, {args.steps} steps per row, best of {args.repeats}")
+    print(f"# env throughput — {args.env}, {args.games} games, {args.steps} steps per row, {args.repeats} repeats")
     print(f"# machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}")
-    # Interleaved repeats, best of each: drift in the machine's load hits every row alike.
+    # Interleaved repeats: drift in the machine's load hits every row alike. Steps/s are the best
+    # of each row; each ratio is taken within a repeat (its two rows ran back to back, in
+    # alternating order) and the median over repeats is reported, with its range.
     wide = 2 * args.games
     envs.make(args.env, split="test", num_tasks=wide).unwrapped.prepare(progress=False)  # generate before timing
-    best = {"raw": 0.0, "wrapped": 0.0, "v1": 0.0, "v2": 0.0, "w1": 0.0, "w2": 0.0}
-    for _ in range(args.repeats):
-        best["raw"] = max(best["raw"], raw_textworld(paths, args.steps))
-        best["wrapped"] = max(best["wrapped"], steprl_env(args.env, args.games, args.steps))
-        best["v1"] = max(best["v1"], vector(args.env, args.games, 1, args.steps))
-        best["v2"] = max(best["v2"], vector(args.env, args.games, 2, args.steps))
-        best["w1"] = max(best["w1"], vector(args.env, wide, 1, args.steps))
-        best["w2"] = max(best["w2"], vector(args.env, wide, 2, args.steps))
-    raw, wrapped, v1, v2, w1, w2 = (best[k] for k in ("raw", "wrapped", "v1", "v2", "w1", "w2"))
+    runs: dict[str, list[float]] = {key: [] for key in ("raw", "wrapped", "v1", "v2", "w1", "w2")}
+    measure = {
+        "raw": lambda: raw_textworld(paths, args.steps),
+        "wrapped": lambda: steprl_env(args.env, args.games, args.steps),
+        "v1": lambda: vector(args.env, args.games, 1, args.steps),
+        "v2": lambda: vector(args.env, args.games, 2, args.steps),
+        "w1": lambda: vector(args.env, wide, 1, args.steps),
+        "w2": lambda: vector(args.env, wide, 2, args.steps),
+    }
+    for repeat in range(args.repeats):
+        for pair in (("raw", "wrapped"), ("v1", "v2"), ("w1", "w2")):
+            for key in pair if repeat % 2 == 0 else pair[::-1]:
+                runs[key].append(measure[key]())
+    raw, wrapped, v1, v2, w1, w2 = (max(runs[k]) for k in ("raw", "wrapped", "v1", "v2", "w1", "w2"))
+
+    def paired(top: str, bottom: str) -> tuple[float, float, float]:
+        """(median, min, max) over repeats of runs[top] / runs[bottom]."""
+        ratios = np.array(runs[top]) / np.array(runs[bottom])
+        return float(np.median(ratios)), float(ratios.min()), float(ratios.max())
+
+    overhead = [100 * (1 - r) for r in paired("wrapped", "raw")]  # median, then the extremes (swapped)
+    speedup, wide_speedup = paired("v2", "v1"), paired("w2", "w1")
     reset_ms = cached_reset_ms(args.env, args.games)
     rows = [
         ("raw TextWorld", f"{raw:8.0f} steps/s", ""),
-        ("steprl env (envs.make)", f"{wrapped:8.0f} steps/s", f"overhead {100 * (1 - wrapped / raw):5.1f}% (target ≤ 10%)"),
+        ("steprl env (envs.make)", f"{wrapped:8.0f} steps/s",
+         f"overhead {overhead[0]:5.1f}% ({overhead[2]:.1f} to {overhead[1]:.1f}; target ≤ 10%)"),
         (f"TextVectorEnv, {args.games} envs, 1 worker", f"{v1:8.0f} steps/s", ""),
-        (f"TextVectorEnv, {args.games} envs, 2 workers", f"{v2:8.0f} steps/s", f"speed-up {v2 / v1:4.2f}× (target ≥ 1.6×)"),
+        (f"TextVectorEnv, {args.games} envs, 2 workers", f"{v2:8.0f} steps/s",
+         f"speed-up {speedup[0]:4.2f}× ({speedup[1]:.2f}–{speedup[2]:.2f}; target ≥ 1.6×)"),
         (f"TextVectorEnv, {wide} envs, 1 worker", f"{w1:8.0f} steps/s", ""),
-        (f"TextVectorEnv, {wide} envs, 2 workers", f"{w2:8.0f} steps/s", f"speed-up {w2 / w1:4.2f}×"),
+        (f"TextVectorEnv, {wide} envs, 2 workers", f"{w2:8.0f} steps/s",
+         f"speed-up {wide_speedup[0]:4.2f}× ({wide_speedup[1]:.2f}–{wide_speedup[2]:.2f})"),
         ("reset of a cached game", f"{reset_ms:8.1f} ms", "target ≤ 50 ms"),
     ]
-    print(f"| {'what':<36} | {'figure':>17} | {'vs target':<36} |")
-    print(f"|{'-' * 38}|{'-' * 19}|{'-' * 38}|")
+    print(f"| {'what':<36} | {'figure':>17} | {'vs target':<44} |")
+    print(f"|{'-' * 38}|{'-' * 19}|{'-' * 46}|")
     for name, figure, note in rows:
-        print(f"| {name:<36} | {figure:>17} | {note:<36} |")
+        print(f"| {name:<36} | {figure:>17} | {note:<44} |")
+    print(f"steps/s: best of {args.repeats} repeats; overhead and speed-ups: median over the repeats of the "
+          "ratio within each repeat (range in brackets)")
     if not args.textworld_only:
         family_table()
 
