@@ -12,9 +12,11 @@ ALFWorld (GiGPO's verl-agent) pays 10 for a win; this env pays 1, and at β = 0.
 20-turn walk of valid moves out-earns a win. ``spa-beta0.05`` keeps the ratio β : win
 reward = 0.5 : 10. ``spa-state`` also has the progress estimator read the state (last
 prompt token) instead of the end-of-turn token, whose features hardly vary here
-(docs/training.md).
+(docs/training.md). ``spa-ridge`` keeps the reference's end-of-turn token and β = 0.05
+and fits the (linear) estimator exactly by ridge regression each iteration
+(``trainer.progress_head.solver=ridge``) instead of with a few AdamW steps.
 
-    python benchmarks/compare_credit.py [key=value ...] [--seeds 0 1 2] [--methods gigpo grpo rloo loop spa spa-beta0.05 spa-state grpo+kl]
+    python benchmarks/compare_credit.py [key=value ...] [--seeds 0 1 2] [--methods gigpo grpo rloo loop spa spa-beta0.05 spa-state spa-ridge grpo+kl]
 
 (key=value overrides, applied to every run, go before the options: ``--methods`` takes
 every word after it.) Two invocations with disjoint ``--methods`` and the same ``--out``
@@ -50,6 +52,8 @@ METHODS = {
     "spa-beta0.05": ["credit.estimator=spa", "credit.params={gamma: 0.95, beta: 0.05}"],
     "spa-state": ["credit.estimator=spa", "credit.params={gamma: 0.95, beta: 0.05}",
                   "trainer.progress_head.read_at=last_prompt"],
+    "spa-ridge": ["credit.estimator=spa", "credit.params={gamma: 0.95, beta: 0.05}",
+                  "trainer.progress_head.solver=ridge"],
     "grpo+kl": ["credit.estimator=grpo", "credit.params={}", "trainer.kl_coef=0.01"],
 }
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = ["TrainerConfig", "LoraConfig", "HeadConfig", "AGGREGATIONS"]
 
@@ -71,8 +71,23 @@ class HeadConfig(BaseModel):
     read_at: Literal["last_prompt", "last_response"] | None = None
     """Token whose hidden state the head reads; None = the head's own (value: last_prompt, V(s_t);
     progress: last_response, the end of the assistant turn as in the SPA reference code). With a
-    frozen small backbone the end-of-turn token's state hardly varies between steps, so a
-    progress head there cannot fit; last_prompt (the state s_t) can (docs/training.md)."""
+    frozen small backbone the end-of-turn token's state hardly varies between steps: AdamW
+    cannot fit a head there in a few steps, the ridge solver can (docs/training.md)."""
+    solver: Literal["adam", "ridge"] = "adam"
+    """How the progress estimator fits: "adam" = `epochs` × minibatches of AdamW steps (the
+    reference code's way); "ridge" = the exact least-squares fit of a linear head (hidden=0) to
+    the iteration's trajectories, `(Σ_t ĉ_t − R)²` plus the `ridge` penalty, solved in closed form
+    every update: no learning rate, cannot diverge. Progress estimator only."""
+    ridge: float = Field(1e-5, gt=0)
+    """Ridge solver: L2 penalty on the head's weights (not its bias), relative to the mean
+    eigenvalue of the trajectory features' Gram matrix (so it does not depend on their scale)."""
+
+    @model_validator(mode="after")
+    def _ridge_is_linear(self):
+        if self.solver == "ridge" and self.hidden > 0:
+            raise ValueError(f"solver='ridge' fits a linear head in closed form; set hidden=0 (got hidden={self.hidden}) "
+                             "or use solver='adam'")
+        return self
 
 
 class TrainerConfig(BaseModel):
@@ -151,4 +166,12 @@ class TrainerConfig(BaseModel):
     def _dual_clip_above_one(cls, value):
         if value is not None and not value > 1:
             raise ValueError(f"dual_clip={value} must be > 1 (3.0 is usual) or None to turn dual clipping off")
+        return value
+
+    @field_validator("value_head")
+    @classmethod
+    def _value_head_uses_adam(cls, value):
+        if value.solver != "adam":
+            raise ValueError(f"solver={value.solver!r} fits SPA's progress estimator only; the value head trains "
+                             "with solver='adam' (PPO's clipped value loss)")
         return value

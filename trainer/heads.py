@@ -23,6 +23,11 @@ Where a head reads:
 * progress estimator: at the **last response token** of each step row (the
   end of the assistant turn, as in the SPA reference code): ĉ_t credits the
   action just taken.
+
+How the progress estimator fits (``HeadConfig.solver``): ``"adam"`` takes
+``epochs`` × minibatches of AdamW steps on ``(Σ_t ĉ_t − R)²``, as the reference
+code trains its head; ``"ridge"`` sets a linear head to the exact ridge-regression
+minimizer of that loss on the iteration's trajectories (closed form, float64).
 """
 
 from __future__ import annotations
@@ -173,7 +178,8 @@ class ProgressEstimator(_BackboneHead):
     name = "progress"
 
     def update(self, rows: Sequence, final_return=None, features: torch.Tensor | None = None) -> dict[str, float]:
-        """Train on the rows' trajectories, ``epochs`` × shuffled minibatches of trajectories.
+        """Train on the rows' trajectories: ``epochs`` × shuffled minibatches of AdamW steps, or,
+        with ``solver="ridge"``, the exact ridge fit of the linear head to these trajectories.
 
         Args:
             rows: step rows with ``traj_id`` and ``reward``.
@@ -211,13 +217,40 @@ class ProgressEstimator(_BackboneHead):
         with torch.no_grad():
             before = float(mse()) if n else 0.0
         self.updates += 1
-        rng = np.random.default_rng([self.updates, n])
-        for _epoch in range(self.config.epochs):
-            for chosen in _minibatches(rng.permutation(n_traj), self.config.minibatch_size):
-                self._step(mse(torch.as_tensor(np.sort(chosen), device=device)))
+        if self.config.solver == "ridge":
+            if n:
+                self._fit_ridge(features, codes_t, n_traj, target)
+        else:
+            rng = np.random.default_rng([self.updates, n])
+            for _epoch in range(self.config.epochs):
+                for chosen in _minibatches(rng.permutation(n_traj), self.config.minibatch_size):
+                    self._step(mse(torch.as_tensor(np.sort(chosen), device=device)))
         with torch.no_grad():
             after = float(mse()) if n else 0.0
         return {"progress/mse_before": before, "progress/mse": after, "progress/trajectories": float(n_traj)}
+
+
+    @torch.no_grad()
+    def _fit_ridge(self, features: torch.Tensor, codes: torch.Tensor, n_traj: int, target: torch.Tensor) -> None:
+        """Set the linear head to the exact minimizer of ``Σ_τ (Σ_t ĉ_t − R_τ)² + λ‖w‖²``.
+
+        With ĉ_t = w·x_t + b, a trajectory's sum is ``w·S_τ + b·T_τ`` (S_τ = Σ_t x_t,
+        T_τ its length): ordinary ridge regression on ``[S_τ, T_τ]``, the bias unpenalized.
+        λ = ``ridge`` × trace(SᵀS) / H. Solved in float64 on the CPU (a tiny system).
+        """
+        x = features.detach().to("cpu", torch.float64)
+        idx = codes.detach().to("cpu")
+        sums = torch.zeros(n_traj, x.shape[1], dtype=torch.float64).index_add_(0, idx, x)
+        lengths = torch.bincount(idx, minlength=n_traj).to(torch.float64)
+        design = torch.cat([sums, lengths[:, None]], dim=1)
+        scale = float((sums * sums).sum()) / x.shape[1] or 1.0
+        penalty = torch.full((design.shape[1],), self.config.ridge * scale, dtype=torch.float64)
+        penalty[-1] = 1e-9 * scale  # bias: effectively unpenalized, but the system stays solvable
+        gram = design.T @ design + torch.diag(penalty)
+        theta = torch.linalg.solve(gram, design.T @ target.detach().to("cpu", torch.float64))
+        out = self.head.net[-1]
+        out.weight.copy_(theta[:-1].reshape_as(out.weight).to(out.weight))
+        out.bias.copy_(theta[-1:].to(out.bias))
 
 
 def trajectory_codes(traj_ids: Sequence) -> tuple[np.ndarray, int]:
