@@ -229,7 +229,6 @@ class ProgressEstimator(_BackboneHead):
             after = float(mse()) if n else 0.0
         return {"progress/mse_before": before, "progress/mse": after, "progress/trajectories": float(n_traj)}
 
-
     @torch.no_grad()
     def _fit_ridge(self, features: torch.Tensor, codes: torch.Tensor, n_traj: int, target: torch.Tensor) -> None:
         """Set the linear head to the exact minimizer of ``Σ_τ (Σ_t ĉ_t − R_τ)² + λ‖w‖²``.
