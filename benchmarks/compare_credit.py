@@ -15,8 +15,10 @@ prompt token) instead of the end-of-turn token, whose features hardly vary here
 (docs/training.md). ``spa-ridge`` keeps the reference's end-of-turn token and β = 0.05
 and fits the (linear) estimator exactly by ridge regression each iteration
 (``trainer.progress_head.solver=ridge``) instead of with a few AdamW steps.
+``spa-replay`` fits it on the last 4 iterations' trajectories as well
+(``trainer.progress_head.replay=4``, their features recomputed under the current policy).
 
-    python benchmarks/compare_credit.py [key=value ...] [--seeds 0 1 2] [--methods gigpo grpo rloo loop spa spa-beta0.05 spa-state spa-ridge grpo+kl]
+    python benchmarks/compare_credit.py [key=value ...] [--seeds 0 1 2] [--methods gigpo grpo rloo loop spa spa-beta0.05 spa-state spa-ridge spa-replay grpo+kl]
 
 (key=value overrides, applied to every run, go before the options: ``--methods`` takes
 every word after it.) Two invocations with disjoint ``--methods`` and the same ``--out``
@@ -54,6 +56,8 @@ METHODS = {
                   "trainer.progress_head.read_at=last_prompt"],
     "spa-ridge": ["credit.estimator=spa", "credit.params={gamma: 0.95, beta: 0.05}",
                   "trainer.progress_head.solver=ridge"],
+    "spa-replay": ["credit.estimator=spa", "credit.params={gamma: 0.95, beta: 0.05}",
+                   "trainer.progress_head.solver=ridge", "trainer.progress_head.replay=4"],
     "grpo+kl": ["credit.estimator=grpo", "credit.params={}", "trainer.kl_coef=0.01"],
 }
 

@@ -81,12 +81,19 @@ class HeadConfig(BaseModel):
     ridge: float = Field(1e-5, gt=0)
     """Ridge solver: L2 penalty on the head's weights (not its bias), relative to the mean
     eigenvalue of the trajectory features' Gram matrix (so it does not depend on their scale)."""
+    replay: int = Field(0, ge=0)
+    """Ridge solver: also fit on the trajectories of this many earlier iterations (their
+    features recomputed under the current policy, one extra no-grad pass over their rows).
+    0 = the iteration's own trajectories only. Kept in checkpoints."""
 
     @model_validator(mode="after")
     def _ridge_is_linear(self):
         if self.solver == "ridge" and self.hidden > 0:
             raise ValueError(f"solver='ridge' fits a linear head in closed form; set hidden=0 (got hidden={self.hidden}) "
                              "or use solver='adam'")
+        if self.replay and self.solver != "ridge":
+            raise ValueError(f"replay={self.replay} refits on earlier iterations' trajectories, which the ridge solver "
+                             "does; set solver='ridge' or replay=0")
         return self
 
 

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer.batching import make_micro_batches
+from trainer.batching import make_micro_batches, row_token_ids
 from trainer.config import HeadConfig
 from trainer.loss import value_loss
 from trainer.policy import Policy
@@ -177,6 +177,10 @@ class ProgressEstimator(_BackboneHead):
     read_at = "last_response"
     name = "progress"
 
+    def __init__(self, policy: Policy, config: HeadConfig, **kwargs):
+        super().__init__(policy, config, **kwargs)
+        self._replay: list[tuple[int, list, np.ndarray, torch.Tensor]] = []  # (n_traj, token pairs, codes, targets)
+
     def update(self, rows: Sequence, final_return=None, features: torch.Tensor | None = None) -> dict[str, float]:
         """Train on the rows' trajectories: ``epochs`` × shuffled minibatches of AdamW steps, or,
         with ``solver="ridge"``, the exact ridge fit of the linear head to these trajectories.
@@ -189,7 +193,9 @@ class ProgressEstimator(_BackboneHead):
 
         Returns:
             ``progress/mse_before`` and ``progress/mse``: mean over trajectories of
-            ``(Σ_t ĉ_t − R_final)²`` before and after the update; ``progress/trajectories``.
+            ``(Σ_t ĉ_t − R_final)²`` over these rows' trajectories before and after the
+            update; ``progress/trajectories``; ``progress/fit_trajectories`` (with ``replay``,
+            these plus the replayed iterations' trajectories that the ridge fit used).
         """
         n = len(rows)
         device = self.policy.device
@@ -204,6 +210,12 @@ class ProgressEstimator(_BackboneHead):
             first = np.unique(codes, return_index=True)[1]
             target[codes_t[first]] = per_row[first]
         features = self.features(rows) if features is None else features
+        fit = (features, codes_t, n_traj, target)  # what the ridge solver fits
+        if self.config.replay and n:
+            if self._replay:  # earlier iterations' trajectories join the fit (not the reported MSE)
+                fit = self._with_replay(*fit)
+            self._replay.append((n_traj, [_token_pair(row) for row in rows], codes, target.detach().cpu()))
+            del self._replay[: -self.config.replay]
 
         def mse(selected_traj: torch.Tensor | None = None) -> torch.Tensor:
             if selected_traj is None:
@@ -219,7 +231,7 @@ class ProgressEstimator(_BackboneHead):
         self.updates += 1
         if self.config.solver == "ridge":
             if n:
-                self._fit_ridge(features, codes_t, n_traj, target)
+                self._fit_ridge(*fit)
         else:
             rng = np.random.default_rng([self.updates, n])
             for _epoch in range(self.config.epochs):
@@ -227,7 +239,26 @@ class ProgressEstimator(_BackboneHead):
                     self._step(mse(torch.as_tensor(np.sort(chosen), device=device)))
         with torch.no_grad():
             after = float(mse()) if n else 0.0
-        return {"progress/mse_before": before, "progress/mse": after, "progress/trajectories": float(n_traj)}
+        return {"progress/mse_before": before, "progress/mse": after, "progress/trajectories": float(n_traj),
+                "progress/fit_trajectories": float(fit[2])}
+
+    def _with_replay(self, features: torch.Tensor, codes: torch.Tensor, n_traj: int, target: torch.Tensor):
+        """(features, traj codes, trajectory count, targets): this batch's, then the replayed iterations'."""
+        all_features, all_codes, all_target = [features], [codes], [target]
+        offset = n_traj
+        for count, pairs, old_codes, old_target in self._replay:
+            all_features.append(self.features(pairs))
+            all_codes.append(torch.as_tensor(old_codes, device=codes.device) + offset)
+            all_target.append(old_target.to(target))
+            offset += count
+        return torch.cat(all_features), torch.cat(all_codes), offset, torch.cat(all_target)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "replay": list(self._replay)}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self._replay = list(state.get("replay", []))
 
     @torch.no_grad()
     def _fit_ridge(self, features: torch.Tensor, codes: torch.Tensor, n_traj: int, target: torch.Tensor) -> None:
@@ -257,6 +288,11 @@ def trajectory_codes(traj_ids: Sequence) -> tuple[np.ndarray, int]:
     index: dict = {}
     codes = np.fromiter((index.setdefault(t, len(index)) for t in traj_ids), dtype=np.int64, count=len(traj_ids))
     return codes, len(index)
+
+
+def _token_pair(row) -> tuple[list[int], list[int]]:
+    prompt, response = row_token_ids(row)
+    return list(prompt), list(response)
 
 
 def _minibatches(order: np.ndarray, size: int):

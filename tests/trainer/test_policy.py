@@ -1,5 +1,6 @@
 """Policy, PolicyTrainer, batching, config and heads on a tiny Qwen2 model (raw token ids, no tokenizer)."""
 
+import copy
 import gc
 import warnings
 
@@ -280,6 +281,32 @@ def test_ridge_solver_sets_the_exact_minimizer_of_the_per_trajectory_loss():
     assert np.allclose(sums_pred, [0, 1, 0, 1, 0, 1], atol=0.02)
 
 
+def test_ridge_replay_fits_on_the_last_iterations_and_survives_a_checkpoint():
+    policy = Policy.from_model(tiny_model(), TrainerConfig())
+    batches = []
+    for k in range(3):  # three iterations: other trajectory ids, other outcomes
+        rows = trajectories_rows()
+        for row in rows:
+            row.traj_id = f"it{k}-{row.traj_id}"
+            row.reward = float(k == 1) - row.reward if row.step == 3 else 0.0
+        batches.append(rows)
+    config = HeadConfig(solver="ridge", ridge=1e-3, replay=1)
+    estimator = ProgressEstimator(policy, config)
+    assert estimator.update(batches[0])["progress/fit_trajectories"] == 6  # nothing to replay yet
+    saved = copy.deepcopy(estimator.state_dict())
+    assert estimator.update(batches[1])["progress/fit_trajectories"] == 12  # this batch + the last one
+    both = ProgressEstimator(policy, HeadConfig(solver="ridge", ridge=1e-3))
+    both.update(batches[1] + batches[0])  # one fit on both iterations' trajectories, same order
+    assert torch.allclose(estimator.head.net[-1].weight, both.head.net[-1].weight, atol=1e-6)
+    assert torch.allclose(estimator.head.net[-1].bias, both.head.net[-1].bias, atol=1e-6)
+    assert estimator.update(batches[2])["progress/fit_trajectories"] == 12  # replay=1: iteration 0 has left
+    # a head restored from the checkpoint after iteration 0 fits iteration 1 exactly as the original did
+    restored = ProgressEstimator(policy, config)
+    restored.load_state_dict(saved)
+    restored.update(batches[1])
+    assert torch.allclose(restored.head.net[-1].weight, both.head.net[-1].weight, atol=1e-6)
+
+
 def test_ridge_solver_config_is_checked_before_work_starts():
     with pytest.raises(ValueError, match="hidden=0"):
         HeadConfig(solver="ridge", hidden=16)
@@ -287,6 +314,8 @@ def test_ridge_solver_config_is_checked_before_work_starts():
         TrainerConfig(value_head={"solver": "ridge"})
     with pytest.raises(ValueError, match="solver"):
         HeadConfig(solver="sgd")
+    with pytest.raises(ValueError, match="replay=4"):
+        HeadConfig(replay=4)  # replay needs the ridge solver
 
 
 def test_value_head_regresses_returns_at_the_last_prompt_token():
