@@ -19,11 +19,19 @@ Plumbing only; the algorithms live in one module each (`credit/grpo.py`, ...).
 from __future__ import annotations
 
 import numbers
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 
 import numpy as np
 
 NORMALIZE_MODES = ("mean_std", "mean")
+
+#: Batches with at least this many rows run independent parts of an estimator in a
+#: background thread (see `in_background`); smaller ones run everything in the caller's
+#: thread, where a thread hand-off would cost more than it saves. 0 disables the thread.
+BACKGROUND_MIN_ROWS = 20_000
 
 
 class StepBatch:
@@ -92,14 +100,16 @@ class StepBatch:
     # --- layout -------------------------------------------------------------------
     def _build_layout(self) -> None:
         n = len(self)
-        self.group_code, self.n_groups = factorize(self.group_id, "group_id")
-        self.traj_code, self.n_trajectories = factorize(self.traj_id, "traj_id")
-        self.traj_length = np.bincount(self.traj_code, minlength=self.n_trajectories)
-        self.traj_group = np.zeros(self.n_trajectories, dtype=np.int64)
-        self.traj_group[self.traj_code] = self.group_code  # one row's group per trajectory ...
-        moved = self.traj_group[self.traj_code] != self.group_code  # ... which every row must share
-        if np.any(moved):
-            self._fail_group(int(np.flatnonzero(moved)[0]))
+        checked = self._trajectory_runs()  # rows in the agent's order: codes from one entry per trajectory
+        if not checked:
+            self.group_code, self.n_groups = factorize(self.group_id, "group_id")
+            self.traj_code, self.n_trajectories = factorize(self.traj_id, "traj_id")
+            self.traj_length = np.bincount(self.traj_code, minlength=self.n_trajectories)
+            self.traj_group = np.zeros(self.n_trajectories, dtype=np.int64)
+            self.traj_group[self.traj_code] = self.group_code  # one row's group per trajectory ...
+            moved = self.traj_group[self.traj_code] != self.group_code  # ... which every row must share
+            if np.any(moved):
+                self._fail_group(int(np.flatnonzero(moved)[0]))
         self.group_size = np.bincount(self.traj_group, minlength=self.n_groups)
 
         longest_first = np.argsort(-self.traj_length, kind="stable")
@@ -109,19 +119,54 @@ class StepBatch:
         ended = np.cumsum(np.bincount(self.traj_length, minlength=longest + 1))  # trajectories with T ≤ t
         self.active = self.n_trajectories - ended[:longest]  # trajectories that have a step t
         self.step_offset = np.concatenate([[0], np.cumsum(self.active)])
-        if n and (self.step.min() < 0 or self.step.max() >= longest):
+        if not checked and n and (self.step.min() < 0 or self.step.max() >= longest):
             self._fail_steps()
         self.position = self.step_offset[self.step] + self.traj_rank[self.traj_code]
         # rows → positions is one-to-one iff every trajectory has steps 0..T-1 exactly once
         # (a step outside 0..T-1 lands in another block, since every block below T_max is non-empty)
-        taken = np.bincount(self.position, minlength=n)
-        if taken.size != n or np.any(taken != 1):
-            self._fail_steps()
+        if not checked:
+            taken = np.bincount(self.position, minlength=n)
+            if taken.size != n or np.any(taken != 1):
+                self._fail_steps()
         self.order = np.empty(n, dtype=np.int64)
         self.order[self.position] = np.arange(n)
         for name in ("group_code", "traj_code", "traj_length", "traj_group", "group_size", "traj_rank",
                      "active", "step_offset", "position", "order"):
             _read_only(getattr(self, name))
+
+    def _trajectory_runs(self) -> bool:
+        """Fast path for rows in the agent's order; True if it set the codes, False to take the general path.
+
+        The agent hands rows trajectory by trajectory, steps 0..T-1 in order. Then each
+        trajectory is a run of rows that starts at step 0, and the group and trajectory
+        codes are factorized from one entry per run instead of one per row. The checks
+        here are exactly what the general path checks: steps 0..T-1 without gaps or
+        repeats, a traj_id never reused by another run, one group per trajectory. Any
+        other order (or str ids) returns False and the general path does the work (and
+        names the first offending row if the batch is malformed).
+        """
+        group_id, traj_id, step = self.group_id, self.traj_id, self.step
+        if not (isinstance(group_id, np.ndarray) and isinstance(traj_id, np.ndarray)) or step.size == 0:
+            return False
+        starts = step == 0
+        if not starts[0] or not np.all((np.diff(step) == 1) | starts[1:]):
+            return False  # not runs of steps 0, 1, 2, ...
+        if np.any((traj_id[1:] == traj_id[:-1]) == starts[1:]) or np.any((group_id[1:] != group_id[:-1]) > starts[1:]):
+            return False  # a run that changes trajectory or group midway, or a trajectory split over runs
+        first = np.flatnonzero(starts)
+        traj_ids, run_traj = np.unique(traj_id[first], return_inverse=True)  # same numbering as `factorize`
+        if traj_ids.size != first.size:
+            return False  # a traj_id reused by two runs
+        group_ids, run_group = np.unique(group_id[first], return_inverse=True)
+        run_length = np.diff(first, append=step.size)
+        self.n_groups, self.n_trajectories = group_ids.size, traj_ids.size
+        self.traj_code = np.repeat(run_traj, run_length)
+        self.group_code = np.repeat(run_group, run_length)
+        self.traj_length = np.empty(self.n_trajectories, dtype=np.int64)
+        self.traj_length[run_traj] = run_length
+        self.traj_group = np.empty(self.n_trajectories, dtype=np.int64)
+        self.traj_group[run_traj] = run_group
+        return True
 
     def _fail_group(self, row: int) -> None:
         traj = self.traj_code[row]
@@ -255,6 +300,35 @@ def episode_returns(batch: StepBatch, reward=None) -> np.ndarray:
     return np.bincount(batch.canonical_traj_code, weights=batch.canonical(reward), minlength=batch.n_trajectories)
 
 
+# --- overlapping independent work -------------------------------------------------------
+
+_executor: tuple[int, ThreadPoolExecutor] | None = None
+_executor_lock = threading.Lock()
+
+
+def in_background(rows: int, fn, *args) -> Future:
+    """Run `fn(*args)` in credit's one background thread when `rows` ≥ `BACKGROUND_MIN_ROWS`.
+
+    numpy's sort, ufuncs and fancy indexing release the GIL on numeric arrays, so a
+    sort-heavy chain (GiGPO's step-group sort) runs beside the caller's bincount-heavy
+    work on a second core. Smaller batches run `fn` at once in the caller's thread.
+    Either way the result is the same: the work is the same numpy calls in the same
+    order. The executor is re-created after a fork (the child does not inherit the thread).
+    """
+    global _executor
+    if not BACKGROUND_MIN_ROWS or rows < BACKGROUND_MIN_ROWS or (os.cpu_count() or 1) < 2:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # re-raised by future.result(), as from the thread
+            future.set_exception(exc)
+        return future
+    with _executor_lock:
+        if _executor is None or _executor[0] != os.getpid():
+            _executor = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="steprl-credit"))
+        return _executor[1].submit(fn, *args)
+
+
 # --- parameter checks shared by the estimators ------------------------------------------
 
 def check_unit_interval(name: str, value) -> None:
@@ -326,15 +400,28 @@ def factorize_pairs(major, n_major: int, minor) -> tuple[np.ndarray, int]:
 class PairSegments:
     """Entries sorted by (major, minor, tiebreak): equal pairs are contiguous segments.
 
-    Attributes: `rows` (entry index at each sorted place), `tiebreak` (its tiebreak value
-    there), `code` (segment number at each sorted place: 0..count-1, non-decreasing, in
-    (major, minor) order), `count` (number of segments).
+    Attributes: `tiebreak` (the tiebreak value at each sorted place), `starts` (bool per
+    sorted place: a new segment starts there), `count` (number of segments), and, computed
+    on first use, `rows` (entry index at each sorted place) and `code` (segment number at
+    each sorted place: 0..count-1, non-decreasing, in (major, minor) order). Callers that
+    need only some places (GiGPO's shared step groups) map just those through
+    `rows_of_tiebreak` instead of paying for `rows` at every place.
     """
 
-    def __init__(self, rows, tiebreak, starts):
-        self.rows, self.tiebreak = rows, tiebreak
-        self.code = np.cumsum(starts, dtype=np.int64) - 1
-        self.count = int(self.code[-1]) + 1 if self.code.size else 0
+    def __init__(self, tiebreak, starts, rows_of_tiebreak=None, rows=None):
+        self.tiebreak, self.starts = tiebreak, starts
+        self.rows_of_tiebreak = rows_of_tiebreak  # None: the tiebreak is the entry index
+        if rows is not None:
+            self.__dict__["rows"] = rows
+        self.count = int(np.count_nonzero(starts))
+
+    @cached_property
+    def rows(self) -> np.ndarray:
+        return self.tiebreak if self.rows_of_tiebreak is None else np.asarray(self.rows_of_tiebreak)[self.tiebreak]
+
+    @cached_property
+    def code(self) -> np.ndarray:
+        return np.cumsum(self.starts, dtype=np.int64) - 1
 
 
 def sort_pairs(major, n_major: int, minor, tiebreak=None, rows_of_tiebreak=None) -> PairSegments:
@@ -367,15 +454,15 @@ def sort_pairs(major, n_major: int, minor, tiebreak=None, rows_of_tiebreak=None)
         packed |= np.asarray(major, dtype=np.int64).view(np.uint64) << np.uint64(64 - major_bits)
     packed.sort()
     sorted_tiebreak = np.bitwise_and(packed, np.uint64((1 << row_bits) - 1)).view(np.int64)
-    rows = sorted_tiebreak if tiebreak is None else np.asarray(rows_of_tiebreak)[sorted_tiebreak]
     starts = np.empty(n, dtype=bool)  # sorted place starts a new pair: its kept bits differ
     starts[0] = True
     np.greater_equal(packed[1:] ^ packed[:-1], np.uint64(1 << row_bits), out=starts[1:])
+    segments = PairSegments(sorted_tiebreak, starts, None if tiebreak is None else rows_of_tiebreak)
     if dropped:  # equal kept bits must mean equal keys
-        sorted_minor = minor[rows]
+        sorted_minor = minor[segments.rows]
         if np.any((sorted_minor[1:] != sorted_minor[:-1]) > starts[1:]):
             return _segments_by_unique(major, minor, tiebreak, rows_of_tiebreak)
-    return PairSegments(rows, sorted_tiebreak, starts)
+    return segments
 
 
 def factorize_integers(keys) -> tuple[np.ndarray, int]:
@@ -397,7 +484,7 @@ def _segments_by_unique(major, minor, tiebreak, rows_of_tiebreak) -> PairSegment
     starts = np.empty(n, dtype=bool)
     starts[0] = True
     np.not_equal(sorted_codes[1:], sorted_codes[:-1], out=starts[1:])
-    return PairSegments(order, tiebreak[order], starts)
+    return PairSegments(tiebreak[order], starts, rows=order)
 
 
 def _unique_codes(keys) -> tuple[np.ndarray, int]:

@@ -43,6 +43,7 @@ from .batch import (
     discounted_suffix_sum,
     PairSegments,
     factorize_pairs,
+    in_background,
     normalize_in_groups,
     sort_pairs,
 )
@@ -78,6 +79,11 @@ def advantage_levels(batch: StepBatch, *, gamma: float = 0.95, normalize: str = 
     check_unit_interval("gamma", gamma)
     check_positive("eps", eps)
     check_finite("invalid_penalty", invalid_penalty)
+    # The step-group sort (Eq. 6) needs nothing below; on big batches it runs in a background
+    # thread, beside the episode level and the step returns.
+    shared = None
+    if len(batch):
+        shared = in_background(len(batch), shared_step_segments, batch, similarity, similarity_threshold)
     reward = batch.canonical(penalized_reward(batch, invalid_penalty))  # canonical order from here on
 
     # Eq. 3: episode level, statistics over the group's step rows (weight = trajectory length)
@@ -94,12 +100,10 @@ def advantage_levels(batch: StepBatch, *, gamma: float = 0.95, normalize: str = 
     # statistic reads and writes memory in order instead of scattering; only the rows of
     # step groups with ≥ 2 members are normalized (the rest stay 0).
     step_advantage = np.zeros(len(batch))
-    if len(batch):
-        places, code, count = shared_step_segments(batch, similarity=similarity,
-                                                   similarity_threshold=similarity_threshold)
-        segments = step_segments(batch, similarity=similarity, similarity_threshold=similarity_threshold)
-        step_advantage[segments.rows[places]] = normalize_in_groups(
-            step_return[segments.tiebreak[places]], code, count, normalize, eps, singleton_rule="zero")
+    if shared is not None:
+        positions, rows, code, count = shared.result()
+        step_advantage[rows] = normalize_in_groups(step_return[positions], code, count, normalize, eps,
+                                                   singleton_rule="zero")
     return episode_advantage, step_advantage
 
 
@@ -156,25 +160,31 @@ def step_segments(batch: StepBatch, *, similarity: bool = False, similarity_thre
     return batch._cache[key]
 
 
-def shared_step_segments(batch: StepBatch, *, similarity: bool = False,
-                         similarity_threshold: float = 0.95) -> tuple[np.ndarray, np.ndarray, int]:
-    """The sorted places of `step_segments` that lie in step groups of ≥ 2 rows (cached).
+def shared_step_segments(batch: StepBatch, similarity: bool = False,
+                         similarity_threshold: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The rows of `step_segments` that lie in step groups of ≥ 2 rows (cached).
 
-    Returns `(places, code, count)`: indices into the sorted arrays, the step group of
-    each renumbered 0..count-1 (in order), and the number of such groups. Singleton step
+    Returns `(positions, rows, code, count)`, one entry per such row, sorted by step group
+    (canonical order within each): its canonical position, its row index, its step group
+    renumbered 0..count-1 (non-decreasing), and the number of such groups. Singleton step
     groups get A^S = 0 whatever their value, so GiGPO's step level skips them; with a few
     hundred anchors per group about half the rows and most step groups are singletons.
+    Both come from the segment starts alone, so no per-place segment code is built.
     """
     key = ("shared_step_segments", bool(similarity), float(similarity_threshold) if similarity else None)
     if key not in batch._cache:
         segments = step_segments(batch, similarity=similarity, similarity_threshold=similarity_threshold)
-        shared = np.bincount(segments.code, minlength=segments.count) > 1  # per step group
-        places = np.flatnonzero(shared[segments.code])
-        code = (np.cumsum(shared, dtype=np.int64) - 1)[segments.code[places]]  # kept groups renumbered in order
-        count = int(np.count_nonzero(shared))
-        for array in (places, code):
+        starts = segments.starts
+        alone = starts.copy()  # a place is a singleton step group iff it and the next place both start one
+        alone[:-1] &= starts[1:]
+        places = np.flatnonzero(~alone)
+        code = np.cumsum(starts[places], dtype=np.int64) - 1  # kept groups renumbered in order
+        count = int(code[-1]) + 1 if code.size else 0
+        positions = segments.tiebreak[places]  # step_segments breaks ties by canonical position
+        rows = batch.order[positions]
+        for array in (positions, rows, code):
             array.flags.writeable = False
-        batch._cache[key] = (places, code, count)
+        batch._cache[key] = (positions, rows, code, count)
     return batch._cache[key]
 
 

@@ -203,3 +203,41 @@ def test_credit_imports_without_torch():
     # R = [1, 0]: A^E = ±0.5/std(ddof=1)=±0.7071; one step group {1, 0} (γ-returns equal R): A^S = ±0.7071
     assert advantages == "[1.414212, -1.414212]"
     assert heavy == "[]"
+
+
+def agent_order_columns(seed: int, n_groups: int = 6) -> dict[str, np.ndarray]:
+    """Rows as the agent gives them: int ids, trajectory by trajectory, steps 0..T-1 in order."""
+    rng = np.random.default_rng(seed)
+    length = rng.integers(1, 9, size=n_groups * 4)
+    traj = np.repeat(rng.permutation(1000)[: length.size] * 3 - 7, length)  # ids in no particular order
+    group = np.repeat(np.repeat(rng.permutation(50)[:n_groups] * 11, 4), length)
+    step = np.concatenate([np.arange(t) for t in length])
+    return {"group_id": group, "traj_id": traj, "step": step, "reward": rng.normal(size=step.size),
+            "anchor": rng.integers(0, 4, size=step.size)}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_agent_order_fast_path_builds_the_layout_of_the_general_path(seed, monkeypatch):
+    columns = agent_order_columns(seed)
+    fast = credit.StepBatch(**columns)
+    assert fast._trajectory_runs()  # the rows are in the agent's order: the fast path applies
+    permutation = np.random.default_rng(seed).permutation(columns["step"].size)
+    general = credit.StepBatch(**{name: column[permutation] for name, column in columns.items()})
+    assert not general._trajectory_runs()
+    assert (fast.n_groups, fast.n_trajectories) == (general.n_groups, general.n_trajectories)
+    for name in ("group_code", "traj_code", "position"):  # per row: compare through the permutation
+        np.testing.assert_array_equal(getattr(fast, name)[permutation], getattr(general, name), err_msg=name)
+    for name in ("traj_length", "traj_group", "group_size", "traj_rank", "active", "step_offset"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(general, name), err_msg=name)
+    np.testing.assert_array_equal(fast.order, permutation[general.order])
+
+
+@pytest.mark.parametrize(("group_id", "traj_id", "step", "message"), [
+    ([1, 1, 1, 1], [4, 4, 4, 4], [0, 1, 0, 1], r"trajectory 4 has steps \[0, 0, 1, 1\]"),  # id reused by two runs
+    ([1, 1, 1], [4, 4, 4], [0, 1, 3], r"trajectory 4 has steps \[0, 1, 3\]"),  # gap inside a run
+    ([1, 1, 2], [4, 4, 4], [0, 1, 2], r"trajectory 4 appears in groups 1 \(row 0\) and 2 \(row 2\)"),
+    ([1, 1, 1], [4, 5, 5], [0, 1, 2], r"trajectory 5 has steps \[1, 2\]"),  # run starting past step 0
+])
+def test_malformed_agent_order_batches_get_the_general_paths_errors(group_id, traj_id, step, message):
+    with pytest.raises(ValueError, match=message):
+        credit.StepBatch(group_id, traj_id, step, [0.0] * len(step), [0] * len(step))

@@ -2,6 +2,7 @@
 
 import importlib.util
 import math
+import os
 from difflib import SequenceMatcher
 from pathlib import Path
 
@@ -197,3 +198,21 @@ def test_vectorized_gigpo_matches_the_loop_reference(seed):
     columns = [list(column) for column in zip(*rows)]
     expected = load_benchmark().gigpo_loop(*columns, **params)
     np.testing.assert_allclose(credit.estimate("gigpo", make_batch(rows), **params), expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("similarity", [False, True])
+def test_step_groups_sorted_in_a_background_thread_give_the_same_bits(similarity, monkeypatch):
+    import credit.batch
+
+    rng = np.random.default_rng(3)
+    rows = [(f"task{g}", f"task{g}/{m}", t, float(rng.choice([0.0, 1.0, -0.5])), f"room {rng.integers(6)}",
+             bool(rng.random() > 0.1)) for g in range(40) for m in range(4) for t in range(rng.integers(1, 15))]
+    monkeypatch.setattr(credit.batch, "BACKGROUND_MIN_ROWS", 0)  # everything in the caller's thread
+    serial = credit.estimate("gigpo", make_batch(rows), similarity=similarity)
+    monkeypatch.setattr(credit.batch, "BACKGROUND_MIN_ROWS", 1)  # the step-group sort in the background thread
+    background = credit.estimate("gigpo", make_batch(rows), similarity=similarity)
+    if (os.cpu_count() or 1) >= 2:
+        assert credit.batch._executor is not None  # the thread was used (one core: all in the caller's thread)
+    np.testing.assert_array_equal(background, serial)
+    with pytest.raises(TypeError, match="similarity mode compares anchor text"):  # errors come back from the thread
+        credit.estimate("gigpo", credit.StepBatch(["g"] * 2, ["a", "b"], [0, 0], [0.0, 1.0], [5, 6]), similarity=True)
