@@ -100,7 +100,8 @@ class StepBatch:
     # --- layout -------------------------------------------------------------------
     def _build_layout(self) -> None:
         n = len(self)
-        checked = self._trajectory_runs()  # rows in the agent's order: codes from one entry per trajectory
+        runs = self._trajectory_runs()  # rows in the agent's order: codes from one entry per trajectory
+        checked = runs is not None
         if not checked:
             self.group_code, self.n_groups = factorize(self.group_id, "group_id")
             self.traj_code, self.n_trajectories = factorize(self.traj_id, "traj_id")
@@ -112,10 +113,13 @@ class StepBatch:
                 self._fail_group(int(np.flatnonzero(moved)[0]))
         self.group_size = np.bincount(self.traj_group, minlength=self.n_groups)
 
-        longest_first = np.argsort(-self.traj_length, kind="stable")
+        longest = int(self.traj_length.max(initial=0))
+        shortfall = longest - self.traj_length  # ranks: longest first, ties by code
+        if longest < 2**16:
+            shortfall = shortfall.astype(np.uint16)  # numpy's stable sort of 16-bit keys is a radix sort
+        longest_first = np.argsort(shortfall, kind="stable")
         self.traj_rank = np.empty(self.n_trajectories, dtype=np.int64)
         self.traj_rank[longest_first] = np.arange(self.n_trajectories)
-        longest = int(self.traj_length.max(initial=0))
         ended = np.cumsum(np.bincount(self.traj_length, minlength=longest + 1))  # trajectories with T ≤ t
         self.active = self.n_trajectories - ended[:longest]  # trajectories that have a step t
         self.step_offset = np.concatenate([[0], np.cumsum(self.active)])
@@ -129,44 +133,52 @@ class StepBatch:
             if taken.size != n or np.any(taken != 1):
                 self._fail_steps()
         self.order = np.empty(n, dtype=np.int64)
-        self.order[self.position] = np.arange(n)
+        if checked:  # block t holds step t of the trajectories ranked < active[t]: first row + t
+            first_row, run_traj = runs
+            first_by_rank = np.empty(self.n_trajectories, dtype=np.int64)
+            first_by_rank[self.traj_rank[run_traj]] = first_row
+            for t in range(self.active.size):
+                np.add(first_by_rank[:self.active[t]], t, out=self.order[self.step_offset[t]:self.step_offset[t + 1]])
+        else:
+            self.order[self.position] = np.arange(n)
         for name in ("group_code", "traj_code", "traj_length", "traj_group", "group_size", "traj_rank",
                      "active", "step_offset", "position", "order"):
             _read_only(getattr(self, name))
 
-    def _trajectory_runs(self) -> bool:
-        """Fast path for rows in the agent's order; True if it set the codes, False to take the general path.
+    def _trajectory_runs(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Fast path for rows in the agent's order: sets the codes and returns (first row, trajectory code)
+        of each run, or returns None for the general path.
 
         The agent hands rows trajectory by trajectory, steps 0..T-1 in order. Then each
         trajectory is a run of rows that starts at step 0, and the group and trajectory
         codes are factorized from one entry per run instead of one per row. The checks
         here are exactly what the general path checks: steps 0..T-1 without gaps or
         repeats, a traj_id never reused by another run, one group per trajectory. Any
-        other order (or str ids) returns False and the general path does the work (and
+        other order (or str ids) returns None and the general path does the work (and
         names the first offending row if the batch is malformed).
         """
         group_id, traj_id, step = self.group_id, self.traj_id, self.step
         if not (isinstance(group_id, np.ndarray) and isinstance(traj_id, np.ndarray)) or step.size == 0:
-            return False
+            return None
         starts = step == 0
         if not starts[0] or not np.all((np.diff(step) == 1) | starts[1:]):
-            return False  # not runs of steps 0, 1, 2, ...
+            return None  # not runs of steps 0, 1, 2, ...
         if np.any((traj_id[1:] == traj_id[:-1]) == starts[1:]) or np.any((group_id[1:] != group_id[:-1]) > starts[1:]):
-            return False  # a run that changes trajectory or group midway, or a trajectory split over runs
+            return None  # a run that changes trajectory or group midway, or a trajectory split over runs
         first = np.flatnonzero(starts)
-        traj_ids, run_traj = np.unique(traj_id[first], return_inverse=True)  # same numbering as `factorize`
-        if traj_ids.size != first.size:
-            return False  # a traj_id reused by two runs
-        group_ids, run_group = np.unique(group_id[first], return_inverse=True)
+        run_traj, n_trajectories = factorize(traj_id[first])  # the general path's numbering: by id
+        if n_trajectories != first.size:
+            return None  # a traj_id reused by two runs
+        run_group, self.n_groups = factorize(group_id[first])
         run_length = np.diff(first, append=step.size)
-        self.n_groups, self.n_trajectories = group_ids.size, traj_ids.size
+        self.n_trajectories = n_trajectories
         self.traj_code = np.repeat(run_traj, run_length)
         self.group_code = np.repeat(run_group, run_length)
         self.traj_length = np.empty(self.n_trajectories, dtype=np.int64)
         self.traj_length[run_traj] = run_length
         self.traj_group = np.empty(self.n_trajectories, dtype=np.int64)
         self.traj_group[run_traj] = run_group
-        return True
+        return first, run_traj
 
     def _fail_group(self, row: int) -> None:
         traj = self.traj_code[row]
@@ -208,19 +220,11 @@ class StepBatch:
             return self.anchor
         return _read_only(hash_keys(self.anchor, "anchor"))
 
-    @cached_property
-    def canonical_traj_code(self) -> np.ndarray:
-        return _read_only(self.traj_code[self.order])
-
-    @cached_property
-    def canonical_group_code(self) -> np.ndarray:
-        return _read_only(self.group_code[self.order])
-
 
 # --- shared math -----------------------------------------------------------------------
 
 def normalize_in_groups(values, group, n_groups, normalize="mean_std", eps=1e-6, *,
-                        weight=None, singleton=None, singleton_rule="raw"):
+                        weight=None, singleton=None, singleton_rule="raw", first=None, entries=None):
     """Group-relative advantage `(x − mean_g x) / (std_g x + eps)` for every entry.
 
     ALGORITHMS.md, GRPO and GiGPO Eq. 3 / Eq. 7. `normalize="mean"` drops the division.
@@ -234,6 +238,8 @@ def normalize_in_groups(values, group, n_groups, normalize="mean_std", eps=1e-6,
             groups with a single entry.
         singleton_rule: "raw" → mean 0, std 1 (the value passes through, divided by
             1 + eps in mean_std mode); "zero" → advantage 0.
+        first, entries: optional, when the caller already has them: per group, the index
+            of one of its entries and its number of entries.
 
     A group whose values are all equal gets exactly 0 (not NaN): the mean is taken
     relative to a member of the group, so it equals that value exactly there.
@@ -241,10 +247,14 @@ def normalize_in_groups(values, group, n_groups, normalize="mean_std", eps=1e-6,
     if normalize not in NORMALIZE_MODES:
         raise ValueError(f"normalize={normalize!r} is not one of {NORMALIZE_MODES}")
     values = np.asarray(values, dtype=np.float64)
-    entries = np.bincount(group, minlength=n_groups)
+    if entries is None:
+        entries = np.bincount(group, minlength=n_groups)
     count = entries if weight is None else np.bincount(group, weights=weight, minlength=n_groups)
-    member = np.zeros(n_groups)
-    member[group] = values  # any one member of each group
+    if first is None:
+        member = np.zeros(n_groups)
+        member[group] = values  # any one member of each group
+    else:
+        member = values[first]
     shifted = values - member[group]
     shifted_sum = np.bincount(group, shifted if weight is None else weight * shifted, minlength=n_groups)
     mean = member + shifted_sum / np.maximum(count, 1)  # exactly the value for constant groups
@@ -297,7 +307,22 @@ def episode_returns(batch: StepBatch, reward=None) -> np.ndarray:
     (one float per row, row order).
     """
     reward = batch.reward if reward is None else np.asarray(reward, dtype=np.float64)
-    return np.bincount(batch.canonical_traj_code, weights=batch.canonical(reward), minlength=batch.n_trajectories)
+    return trajectory_sums(batch, batch.canonical(reward))
+
+
+def trajectory_sums(batch: StepBatch, canonical_values) -> np.ndarray:
+    """`Σ_t x_t` per trajectory (indexed by `batch.traj_code`) of canonical-order values.
+
+    One slice addition per step index, in step order, like `discounted_suffix_sum`: block t
+    adds into the first `active[t]` trajectories by rank. Each trajectory's sum is taken
+    0 + x_0 + x_1 + ..., whatever the row order.
+    """
+    values = np.asarray(canonical_values, dtype=np.float64)
+    by_rank = np.zeros(batch.n_trajectories)
+    offset, active = batch.step_offset, batch.active
+    for t in range(active.size):
+        by_rank[:active[t]] += values[offset[t]:offset[t + 1]]
+    return by_rank[batch.traj_rank]
 
 
 # --- overlapping independent work -------------------------------------------------------

@@ -32,6 +32,7 @@ Two deliberate readings, both documented in docs/credit.md:
 from __future__ import annotations
 
 from difflib import SequenceMatcher
+from typing import NamedTuple
 
 import numpy as np
 
@@ -46,6 +47,7 @@ from .batch import (
     in_background,
     normalize_in_groups,
     sort_pairs,
+    trajectory_sums,
 )
 from .registry import register
 
@@ -66,16 +68,19 @@ def advantages(batch: StepBatch, *, gamma: float = 0.95, step_weight: float = 1.
         similarity_threshold: minimum `SequenceMatcher.ratio()` to join a cluster.
     """
     check_finite("step_weight", step_weight)
-    episode_advantage, step_advantage = advantage_levels(
-        batch, gamma=gamma, normalize=normalize, eps=eps, invalid_penalty=invalid_penalty,
-        similarity=similarity, similarity_threshold=similarity_threshold)
-    return episode_advantage + (step_advantage if step_weight == 1 else step_weight * step_advantage)  # Eq. 8
+    return _levels(batch, gamma, normalize, eps, invalid_penalty, similarity, similarity_threshold, step_weight)
 
 
 def advantage_levels(batch: StepBatch, *, gamma: float = 0.95, normalize: str = "mean_std", eps: float = 1e-6,
                      invalid_penalty: float = 0.1, similarity: bool = False,
                      similarity_threshold: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """(A^E, A^S) per step row, row order: GiGPO's two levels before Eq. 8 combines them."""
+    return _levels(batch, gamma, normalize, eps, invalid_penalty, similarity, similarity_threshold, None)
+
+
+def _levels(batch: StepBatch, gamma: float, normalize: str, eps: float, invalid_penalty: float, similarity: bool,
+            similarity_threshold: float, step_weight: float | None):
+    """Both levels; `step_weight` given: A^E + ω·A^S (Eq. 8) in one array, else the pair (A^E, A^S)."""
     check_unit_interval("gamma", gamma)
     check_positive("eps", eps)
     check_finite("invalid_penalty", invalid_penalty)
@@ -87,7 +92,7 @@ def advantage_levels(batch: StepBatch, *, gamma: float = 0.95, normalize: str = 
     reward = batch.canonical(penalized_reward(batch, invalid_penalty))  # canonical order from here on
 
     # Eq. 3: episode level, statistics over the group's step rows (weight = trajectory length)
-    episode_return = np.bincount(batch.canonical_traj_code, weights=reward, minlength=batch.n_trajectories)
+    episode_return = trajectory_sums(batch, reward)
     episode_advantage = normalize_in_groups(
         episode_return, batch.traj_group, batch.n_groups, normalize, eps,
         weight=batch.traj_length, singleton=batch.group_size == 1, singleton_rule="raw")[batch.traj_code]
@@ -98,13 +103,20 @@ def advantage_levels(batch: StepBatch, *, gamma: float = 0.95, normalize: str = 
     # Eq. 6 + Eq. 7: step level within anchor-state groups; singleton step group → 0. The rows
     # are sorted into contiguous step groups (canonical order inside each), so every group
     # statistic reads and writes memory in order instead of scattering; only the rows of
-    # step groups with ≥ 2 members are normalized (the rest stay 0).
-    step_advantage = np.zeros(len(batch))
+    # step groups with ≥ 2 members are normalized (the rest have A^S = 0).
+    shared_advantage = None
     if shared is not None:
-        positions, rows, code, count = shared.result()
-        step_advantage[rows] = normalize_in_groups(step_return[positions], code, count, normalize, eps,
-                                                   singleton_rule="zero")
-    return episode_advantage, step_advantage
+        groups = shared.result()
+        shared_advantage = normalize_in_groups(step_return[groups.positions], groups.code, groups.count, normalize,
+                                               eps, singleton_rule="zero", first=groups.first, entries=groups.size)
+    if step_weight is None:
+        step_advantage = np.zeros(len(batch))
+        if shared_advantage is not None:
+            step_advantage[groups.rows] = shared_advantage
+        return episode_advantage, step_advantage
+    if shared_advantage is not None:  # Eq. 8; rows outside shared step groups keep A^E (+ ω·0)
+        episode_advantage[groups.rows] += shared_advantage if step_weight == 1 else step_weight * shared_advantage
+    return episode_advantage
 
 
 def penalized_reward(batch: StepBatch, invalid_penalty: float) -> np.ndarray:
@@ -160,16 +172,30 @@ def step_segments(batch: StepBatch, *, similarity: bool = False, similarity_thre
     return batch._cache[key]
 
 
+class SharedStepGroups(NamedTuple):
+    """The rows of GiGPO's step groups with ≥ 2 rows, sorted by step group (canonical order within each).
+
+    Per such row: `positions` (canonical position), `rows` (row index), `code` (step group
+    renumbered 0..count-1, non-decreasing). Per such step group: `first` (index into the
+    arrays above of its first row) and `size` (its number of rows).
+    """
+
+    positions: np.ndarray
+    rows: np.ndarray
+    code: np.ndarray
+    count: int
+    first: np.ndarray
+    size: np.ndarray
+
+
 def shared_step_segments(batch: StepBatch, similarity: bool = False,
-                         similarity_threshold: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+                         similarity_threshold: float = 0.95) -> SharedStepGroups:
     """The rows of `step_segments` that lie in step groups of ≥ 2 rows (cached).
 
-    Returns `(positions, rows, code, count)`, one entry per such row, sorted by step group
-    (canonical order within each): its canonical position, its row index, its step group
-    renumbered 0..count-1 (non-decreasing), and the number of such groups. Singleton step
-    groups get A^S = 0 whatever their value, so GiGPO's step level skips them; with a few
-    hundred anchors per group about half the rows and most step groups are singletons.
-    Both come from the segment starts alone, so no per-place segment code is built.
+    Singleton step groups get A^S = 0 whatever their value, so GiGPO's step level skips
+    them; with a few hundred anchors per group about half the rows and most step groups
+    are singletons. Everything comes from the segment starts, so no per-place segment
+    code is built for the skipped rows.
     """
     key = ("shared_step_segments", bool(similarity), float(similarity_threshold) if similarity else None)
     if key not in batch._cache:
@@ -178,13 +204,15 @@ def shared_step_segments(batch: StepBatch, similarity: bool = False,
         alone = starts.copy()  # a place is a singleton step group iff it and the next place both start one
         alone[:-1] &= starts[1:]
         places = np.flatnonzero(~alone)
-        code = np.cumsum(starts[places], dtype=np.int64) - 1  # kept groups renumbered in order
-        count = int(code[-1]) + 1 if code.size else 0
+        kept_starts = starts[places]
+        code = np.cumsum(kept_starts, dtype=np.int64) - 1  # kept groups renumbered in order
+        first = np.flatnonzero(kept_starts)
+        size = np.diff(first, append=places.size)
         positions = segments.tiebreak[places]  # step_segments breaks ties by canonical position
         rows = batch.order[positions]
-        for array in (positions, rows, code):
+        for array in (positions, rows, code, first, size):
             array.flags.writeable = False
-        batch._cache[key] = (positions, rows, code, count)
+        batch._cache[key] = SharedStepGroups(positions, rows, code, first.size, first, size)
     return batch._cache[key]
 
 

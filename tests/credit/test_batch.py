@@ -220,10 +220,10 @@ def agent_order_columns(seed: int, n_groups: int = 6) -> dict[str, np.ndarray]:
 def test_agent_order_fast_path_builds_the_layout_of_the_general_path(seed, monkeypatch):
     columns = agent_order_columns(seed)
     fast = credit.StepBatch(**columns)
-    assert fast._trajectory_runs()  # the rows are in the agent's order: the fast path applies
+    assert fast._trajectory_runs() is not None  # the rows are in the agent's order: the fast path applies
     permutation = np.random.default_rng(seed).permutation(columns["step"].size)
     general = credit.StepBatch(**{name: column[permutation] for name, column in columns.items()})
-    assert not general._trajectory_runs()
+    assert general._trajectory_runs() is None
     assert (fast.n_groups, fast.n_trajectories) == (general.n_groups, general.n_trajectories)
     for name in ("group_code", "traj_code", "position"):  # per row: compare through the permutation
         np.testing.assert_array_equal(getattr(fast, name)[permutation], getattr(general, name), err_msg=name)
