@@ -74,15 +74,19 @@ class StepBatch:
         self.traj_id = _as_keys(traj_id)
         self.anchor = _as_keys(anchor)
         self.step = _read_only(_as_int_array("step", step))
-        self.reward = _read_only(_as_float_array("reward", reward))
-        self.valid = _read_only(np.ones(n, dtype=bool) if valid is None else _as_bool_array("valid", valid))
-        self.progress = None if progress is None else _read_only(_as_float_array("progress", progress))
-        self.value = None if value is None else _read_only(_as_float_array("value", value))
+        # The fields the layout does not read are converted and checked beside it (a background
+        # thread on big batches); their errors still come before the layout's.
+        others = in_background(n, _convert_others, n, reward, valid, progress, value)
         self._cache: dict = {}
-        self._build_layout()
+        try:
+            self._build_layout()
+        except Exception:
+            others.result()  # raises instead if a field is bad too
+            raise
+        self.reward, self.valid, self.progress, self.value = others.result()
 
     def __len__(self) -> int:
-        return self.reward.size
+        return self.step.size
 
     def __repr__(self) -> str:
         return (f"StepBatch(rows={len(self)}, trajectories={self.n_trajectories}, groups={self.n_groups}, "
@@ -338,20 +342,25 @@ def in_background(rows: int, fn, *args) -> Future:
     sort-heavy chain (GiGPO's step-group sort) runs beside the caller's bincount-heavy
     work on a second core. Smaller batches run `fn` at once in the caller's thread.
     Either way the result is the same: the work is the same numpy calls in the same
-    order. The executor is re-created after a fork (the child does not inherit the thread).
+    order. The executor is re-created after a fork (the child does not inherit the thread),
+    and work submitted from the background thread itself runs inline.
     """
     global _executor
-    if not BACKGROUND_MIN_ROWS or rows < BACKGROUND_MIN_ROWS or (os.cpu_count() or 1) < 2:
-        future: Future = Future()
-        try:
-            future.set_result(fn(*args))
-        except BaseException as exc:  # re-raised by future.result(), as from the thread
-            future.set_exception(exc)
-        return future
-    with _executor_lock:
-        if _executor is None or _executor[0] != os.getpid():
-            _executor = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="steprl-credit"))
-        return _executor[1].submit(fn, *args)
+    if (BACKGROUND_MIN_ROWS and rows >= BACKGROUND_MIN_ROWS and (os.cpu_count() or 1) >= 2
+            and not threading.current_thread().name.startswith("steprl-credit")):  # never wait on itself
+        with _executor_lock:
+            if _executor is None or _executor[0] != os.getpid():
+                _executor = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="steprl-credit"))
+            try:
+                return _executor[1].submit(fn, *args)
+            except RuntimeError:  # interpreter shutting down: no new threads, run it here
+                pass
+    future: Future = Future()
+    try:
+        future.set_result(fn(*args))
+    except BaseException as exc:  # re-raised by future.result(), as from the thread
+        future.set_exception(exc)
+    return future
 
 
 # --- parameter checks shared by the estimators ------------------------------------------
@@ -526,6 +535,14 @@ def _is_hashable(key) -> bool:
 
 
 # --- field conversion -------------------------------------------------------------------
+
+def _convert_others(n: int, reward, valid, progress, value) -> tuple:
+    """StepBatch's reward, valid, progress and value fields, converted and checked in that order."""
+    return (_read_only(_as_float_array("reward", reward)),
+            _read_only(np.ones(n, dtype=bool) if valid is None else _as_bool_array("valid", valid)),
+            None if progress is None else _read_only(_as_float_array("progress", progress)),
+            None if value is None else _read_only(_as_float_array("value", value)))
+
 
 def _length(name: str, field) -> int:
     try:

@@ -241,3 +241,17 @@ def test_agent_order_fast_path_builds_the_layout_of_the_general_path(seed, monke
 def test_malformed_agent_order_batches_get_the_general_paths_errors(group_id, traj_id, step, message):
     with pytest.raises(ValueError, match=message):
         credit.StepBatch(group_id, traj_id, step, [0.0] * len(step), [0] * len(step))
+
+
+def test_field_errors_come_in_field_order_when_fields_convert_in_the_background(monkeypatch):
+    import credit.batch
+
+    monkeypatch.setattr(credit.batch, "BACKGROUND_MIN_ROWS", 1)  # reward..value convert in the background thread
+    with pytest.raises(ValueError, match=r"field 'reward' has non-finite value nan at row 1"):
+        credit.StepBatch(["g"] * 2, ["a", "b"], [0, 0], [0.0, float("nan")], ["x", "y"])
+    with pytest.raises(ValueError, match=r"field 'reward' has non-finite value nan at row 2"):  # before the gap
+        credit.StepBatch(["g"] * 3, ["a", "b", "b"], [0, 0, 2], [0.0, 1.0, float("nan")], ["x"] * 3)
+    with pytest.raises(TypeError, match=r"field 'step' must hold integers"):  # step comes before reward
+        credit.StepBatch(["g"] * 2, ["a", "b"], [0.5, 0], [0.0, float("nan")], ["x", "y"])
+    batch = credit.StepBatch(["g"] * 2, ["a", "b"], [0, 0], [1.0, 2.0], ["x", "y"], valid=[True, False])
+    assert batch.reward.tolist() == [1.0, 2.0] and batch.valid.tolist() == [True, False] and len(batch) == 2
