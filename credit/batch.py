@@ -59,6 +59,8 @@ class StepBatch:
         group_size: per group, K (number of trajectories).
         order: row index at each canonical position; position: canonical position of each row.
         traj_rank: per trajectory, its slot within a step block (longest trajectory first).
+        rows_by_group: True when the rows are in the agent's order and come group by group,
+            group codes never decreasing (GiGPO then sorts whole-group chunks on both cores).
         step_offset: canonical position where the block of step t starts (t = 0..T_max).
         active: per step index t, how many trajectories have a step t (block size).
     """
@@ -104,6 +106,7 @@ class StepBatch:
     # --- layout -------------------------------------------------------------------
     def _build_layout(self) -> None:
         n = len(self)
+        self.rows_by_group = False  # rows come group by group, in group-code order (set by the fast path)
         runs = self._trajectory_runs()  # rows in the agent's order: codes from one entry per trajectory
         checked = runs is not None
         if not checked:
@@ -174,6 +177,7 @@ class StepBatch:
         if n_trajectories != first.size:
             return None  # a traj_id reused by two runs
         run_group, self.n_groups = factorize(group_id[first])
+        self.rows_by_group = bool(np.all(run_group[1:] >= run_group[:-1]))
         run_length = np.diff(first, append=step.size)
         self.n_trajectories = n_trajectories
         self.traj_code = np.repeat(run_traj, run_length)
@@ -363,6 +367,52 @@ def in_background(rows: int, fn, *args) -> Future:
     return future
 
 
+class WorkPool:
+    """Jobs that any thread may take: credit's background thread and the caller share them.
+
+    `in_background(rows, pool.work)` lets the background thread start on the jobs; the
+    caller does its own work, then `pool.finish()` takes whatever jobs are left, waits
+    for the ones running elsewhere, and returns every job's result in job order (or
+    re-raises the first job's error). Run inline, `work` simply does every job.
+    """
+
+    def __init__(self, jobs):
+        self._jobs = list(jobs)
+        self._results: list = [None] * len(self._jobs)
+        self._errors: list[BaseException | None] = [None] * len(self._jobs)
+        self._next, self._left = 0, len(self._jobs)
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        if not self._jobs:
+            self._done.set()
+
+    def work(self) -> None:
+        """Take and run jobs until none is left to take."""
+        while True:
+            with self._lock:
+                index = self._next
+                if index >= len(self._jobs):
+                    return
+                self._next += 1
+            try:
+                self._results[index] = self._jobs[index]()
+            except BaseException as exc:  # handed to finish()'s caller
+                self._errors[index] = exc
+            with self._lock:
+                self._left -= 1
+                if not self._left:
+                    self._done.set()
+
+    def finish(self) -> list:
+        """Help with the jobs left, wait for all, and return their results in job order."""
+        self.work()
+        self._done.wait()
+        for error in self._errors:
+            if error is not None:
+                raise error
+        return self._results
+
+
 # --- parameter checks shared by the estimators ------------------------------------------
 
 def check_unit_interval(name: str, value) -> None:
@@ -458,26 +508,29 @@ class PairSegments:
         return np.cumsum(self.starts, dtype=np.int64) - 1
 
 
-def sort_pairs(major, n_major: int, minor, tiebreak=None, rows_of_tiebreak=None) -> PairSegments:
+def sort_pairs(major, n_major: int, minor, tiebreak=None, rows_of_tiebreak=None, *, n_tiebreak: int | None = None,
+               row_offset: int = 0) -> PairSegments:
     """Sort (major, minor) pairs into contiguous segments, one `np.sort` of packed keys.
 
     Packs [major | minor − min(minor) | tiebreak] into 64 bits and sorts once, far faster
-    than the argsort inside `np.unique`. `tiebreak` (default: the entry index) must be a
-    permutation of 0..n-1, and `rows_of_tiebreak` its inverse; it orders the entries
+    than the argsort inside `np.unique`. `tiebreak` (default: the entry index) must be
+    distinct values in 0..n_tiebreak-1 (default n, i.e. a permutation), and
+    `rows_of_tiebreak` maps each value to its entry's row; it orders the entries
     within a segment (estimators pass canonical positions, so a segment's entries are
-    in canonical order whatever the row order). When the minor key does not fit
-    (hashes), its low bits are left out of the sort and the full keys compared
-    afterwards; only if two different keys shared the kept bits does it fall back to
-    `np.unique`'s codes (then sorted by them).
+    in canonical order whatever the row order). The entries may be a slice of a batch's
+    rows starting at `row_offset` (GiGPO sorts a batch in chunks of whole groups). When
+    the minor key does not fit (hashes), its low bits are left out of the sort and the
+    full keys compared afterwards; only if two different keys shared the kept bits does
+    it fall back to `np.unique`'s codes (then sorted by them).
     """
     minor = np.asarray(minor).astype(np.int64, copy=False)
     n = minor.size
     low, high = int(minor.min()), int(minor.max())
-    row_bits = max(int(n - 1).bit_length(), 1)
+    row_bits = max(int((n if n_tiebreak is None else n_tiebreak) - 1).bit_length(), 1)
     major_bits = int(n_major - 1).bit_length()
     minor_bits = 64 - row_bits - major_bits
     if minor_bits < 16:  # too little room left to pack: exact, slower
-        return _segments_by_unique(major, minor, tiebreak, rows_of_tiebreak)
+        return _segments_by_unique(major, minor, tiebreak, rows_of_tiebreak, row_offset)
     dropped = max((high - low).bit_length() - minor_bits, 0)  # low minor bits that do not fit
     packed = minor.view(np.uint64) - np.uint64(low % 2**64)  # minor − min, unsigned (wraps correctly)
     if dropped:
@@ -493,9 +546,9 @@ def sort_pairs(major, n_major: int, minor, tiebreak=None, rows_of_tiebreak=None)
     np.greater_equal(packed[1:] ^ packed[:-1], np.uint64(1 << row_bits), out=starts[1:])
     segments = PairSegments(sorted_tiebreak, starts, None if tiebreak is None else rows_of_tiebreak)
     if dropped:  # equal kept bits must mean equal keys
-        sorted_minor = minor[segments.rows]
+        sorted_minor = minor[segments.rows - row_offset if row_offset else segments.rows]
         if np.any((sorted_minor[1:] != sorted_minor[:-1]) > starts[1:]):
-            return _segments_by_unique(major, minor, tiebreak, rows_of_tiebreak)
+            return _segments_by_unique(major, minor, tiebreak, rows_of_tiebreak, row_offset)
     return segments
 
 
@@ -509,7 +562,7 @@ def _pairs_by_unique(major, minor) -> tuple[np.ndarray, int]:
     return (minor_code, n_minor) if major is None else _unique_codes(major * n_minor + minor_code)
 
 
-def _segments_by_unique(major, minor, tiebreak, rows_of_tiebreak) -> PairSegments:
+def _segments_by_unique(major, minor, tiebreak, rows_of_tiebreak, row_offset: int = 0) -> PairSegments:
     codes, n_codes = _pairs_by_unique(major, minor)
     n = codes.size
     tiebreak = np.arange(n) if tiebreak is None else np.asarray(tiebreak)
@@ -518,7 +571,7 @@ def _segments_by_unique(major, minor, tiebreak, rows_of_tiebreak) -> PairSegment
     starts = np.empty(n, dtype=bool)
     starts[0] = True
     np.not_equal(sorted_codes[1:], sorted_codes[:-1], out=starts[1:])
-    return PairSegments(tiebreak[order], starts, rows=order)
+    return PairSegments(tiebreak[order], starts, rows=order + row_offset if row_offset else order)
 
 
 def _unique_codes(keys) -> tuple[np.ndarray, int]:

@@ -32,6 +32,7 @@ Two deliberate readings, both documented in docs/credit.md:
 from __future__ import annotations
 
 from difflib import SequenceMatcher
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -44,6 +45,7 @@ from .batch import (
     discounted_suffix_sum,
     PairSegments,
     factorize_pairs,
+    WorkPool,
     in_background,
     normalize_in_groups,
     sort_pairs,
@@ -85,10 +87,15 @@ def _levels(batch: StepBatch, gamma: float, normalize: str, eps: float, invalid_
     check_positive("eps", eps)
     check_finite("invalid_penalty", invalid_penalty)
     # The step-group sort (Eq. 6) needs nothing below; on big batches it runs in a background
-    # thread, beside the episode level and the step returns.
-    shared = None
+    # thread, beside the episode level and the step returns. Rows that come group by group are
+    # sorted in chunks of whole groups, which this thread helps with once its own work is done.
+    shared = chunks = None
     if len(batch):
-        shared = in_background(len(batch), shared_step_segments, batch, similarity, similarity_threshold)
+        chunks = None if similarity else _chunk_jobs(batch)
+        if chunks is not None:
+            in_background(len(batch), chunks.work)
+        else:
+            shared = in_background(len(batch), shared_step_segments, batch, similarity, similarity_threshold)
     reward = batch.canonical(penalized_reward(batch, invalid_penalty))  # canonical order from here on
 
     # Eq. 3: episode level, statistics over the group's step rows (weight = trajectory length)
@@ -105,8 +112,8 @@ def _levels(batch: StepBatch, gamma: float, normalize: str, eps: float, invalid_
     # statistic reads and writes memory in order instead of scattering; only the rows of
     # step groups with ≥ 2 members are normalized (the rest have A^S = 0).
     shared_advantage = None
-    if shared is not None:
-        groups = shared.result()
+    if shared is not None or chunks is not None:
+        groups = shared.result() if chunks is None else _joined_chunks(batch, chunks.finish())
         shared_advantage = normalize_in_groups(step_return[groups.positions], groups.code, groups.count, normalize,
                                                eps, singleton_rule="zero", first=groups.first, entries=groups.size)
     if step_weight is None:
@@ -200,20 +207,74 @@ def shared_step_segments(batch: StepBatch, similarity: bool = False,
     key = ("shared_step_segments", bool(similarity), float(similarity_threshold) if similarity else None)
     if key not in batch._cache:
         segments = step_segments(batch, similarity=similarity, similarity_threshold=similarity_threshold)
-        starts = segments.starts
-        alone = starts.copy()  # a place is a singleton step group iff it and the next place both start one
-        alone[:-1] &= starts[1:]
-        places = np.flatnonzero(~alone)
-        kept_starts = starts[places]
-        code = np.cumsum(kept_starts, dtype=np.int64) - 1  # kept groups renumbered in order
-        first = np.flatnonzero(kept_starts)
-        size = np.diff(first, append=places.size)
-        positions = segments.tiebreak[places]  # step_segments breaks ties by canonical position
-        rows = batch.order[positions]
-        for array in (positions, rows, code, first, size):
-            array.flags.writeable = False
-        batch._cache[key] = SharedStepGroups(positions, rows, code, first.size, first, size)
+        positions, code, first, size = _shared_places(segments)
+        _cache_shared(batch, key, positions, code, first, size)
     return batch._cache[key]
+
+
+#: Rows per chunk when GiGPO sorts a batch whose rows come group by group (`StepBatch.rows_by_group`)
+#: in chunks of whole groups; batches under 4 chunks are sorted in one piece (at 100k rows the
+#: caller's own work outlasts half the sort, so chunks only add overhead there).
+CHUNK_ROWS = 50_000
+
+
+def _chunk_jobs(batch: StepBatch) -> WorkPool | None:
+    """The exact-mode shared step groups as jobs over chunks of whole groups, or None (one piece).
+
+    With the rows group by group, rows [a, b) between two group starts hold whole groups,
+    and sorting the chunks one by one gives the same places as sorting the batch at once
+    (the group is the sort's leading key). Two threads can then share the sort.
+    """
+    n = len(batch)
+    key = ("shared_step_segments", False, None)
+    if not batch.rows_by_group or n < 4 * CHUNK_ROWS or key in batch._cache:
+        return None
+    count = min(n // CHUNK_ROWS, batch.n_groups)
+    cuts = np.searchsorted(batch.group_code, batch.group_code[np.arange(1, count) * n // count])  # group starts
+    bounds = sorted({0, n, *cuts.tolist()})
+    if len(bounds) < 3:
+        return None
+    return WorkPool(partial(_shared_in_chunk, batch, start, stop) for start, stop in zip(bounds, bounds[1:]))
+
+
+def _shared_in_chunk(batch: StepBatch, start: int, stop: int) -> tuple[np.ndarray, ...]:
+    segments = sort_pairs(batch.group_code[start:stop], batch.n_groups, batch.anchor_key[start:stop],
+                          batch.position[start:stop], batch.order, n_tiebreak=len(batch), row_offset=start)
+    return _shared_places(segments)
+
+
+def _joined_chunks(batch: StepBatch, parts: list[tuple[np.ndarray, ...]]) -> SharedStepGroups:
+    """The chunks' places in one `SharedStepGroups`, as one sort of the whole batch gives them (cached)."""
+    key = ("shared_step_segments", False, None)
+    code_offset, place_offset, codes, firsts = 0, 0, [], []
+    for _, code, first, _ in parts:
+        codes.append(code + code_offset)
+        firsts.append(first + place_offset)
+        code_offset += first.size
+        place_offset += code.size
+    _cache_shared(batch, key, np.concatenate([part[0] for part in parts]), np.concatenate(codes),
+                  np.concatenate(firsts), np.concatenate([part[3] for part in parts]))
+    return batch._cache[key]
+
+
+def _shared_places(segments: PairSegments) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(positions, code, first, size) of the sorted places in segments of ≥ 2 entries."""
+    starts = segments.starts
+    alone = starts.copy()  # a place is a singleton step group iff it and the next place both start one
+    alone[:-1] &= starts[1:]
+    places = np.flatnonzero(~alone)
+    kept_starts = starts[places]
+    code = np.cumsum(kept_starts, dtype=np.int64) - 1  # kept groups renumbered in order
+    first = np.flatnonzero(kept_starts)
+    size = np.diff(first, append=places.size)
+    return segments.tiebreak[places], code, first, size  # step_segments breaks ties by canonical position
+
+
+def _cache_shared(batch: StepBatch, key, positions, code, first, size) -> None:
+    rows = batch.order[positions]
+    for array in (positions, rows, code, first, size):
+        array.flags.writeable = False
+    batch._cache[key] = SharedStepGroups(positions, rows, code, first.size, first, size)
 
 
 def _similarity_step_groups(batch: StepBatch, exact_code: np.ndarray, n_exact: int,

@@ -216,3 +216,53 @@ def test_step_groups_sorted_in_a_background_thread_give_the_same_bits(similarity
     np.testing.assert_array_equal(background, serial)
     with pytest.raises(TypeError, match="similarity mode compares anchor text"):  # errors come back from the thread
         credit.estimate("gigpo", credit.StepBatch(["g"] * 2, ["a", "b"], [0, 0], [0.0, 1.0], [5, 6]), similarity=True)
+
+
+@pytest.mark.parametrize("wide_anchors", [False, True])
+def test_sorting_in_chunks_of_whole_groups_gives_the_one_piece_places_bit_for_bit(wide_anchors, monkeypatch):
+    import credit.batch
+    import credit.gigpo
+
+    rng = np.random.default_rng(7)
+    group, traj, step, anchor = [], [], [], []
+    for g in range(30):  # rows group by group, trajectory by trajectory: the agent's order
+        for m in range(4):
+            for t in range(rng.integers(1, 12)):
+                group.append(g * 5)
+                traj.append(g * 4 + m)
+                step.append(t)
+                anchor.append(rng.integers(6))
+    anchor = np.array(anchor)
+    if wide_anchors:  # 64-bit state hashes: the sort keeps their high bits and checks the full keys after
+        anchor = rng.integers(-(2**63), 2**63 - 1, size=6, dtype=np.int64)[anchor]
+    columns = (np.array(group), np.array(traj), np.array(step), rng.choice([0.0, 1.0, -0.5], size=len(step)), anchor)
+
+    one_piece = credit.gigpo.shared_step_segments(credit.StepBatch(*columns))
+    monkeypatch.setattr(credit.gigpo, "CHUNK_ROWS", 20)
+    batch = credit.StepBatch(*columns)
+    assert batch.rows_by_group
+    jobs = credit.gigpo._chunk_jobs(batch)
+    assert jobs is not None and len(jobs._jobs) >= 5
+    chunked = credit.gigpo._joined_chunks(batch, jobs.finish())
+    assert chunked.count == one_piece.count
+    for name in ("positions", "rows", "code", "first", "size"):
+        np.testing.assert_array_equal(getattr(chunked, name), getattr(one_piece, name), err_msg=name)
+
+    for threshold in (0, 1):  # chunks done inline, or shared by the background thread and the caller
+        monkeypatch.setattr(credit.batch, "BACKGROUND_MIN_ROWS", threshold)
+        monkeypatch.setattr(credit.gigpo, "CHUNK_ROWS", 20)
+        chunked_advantage = credit.estimate("gigpo", credit.StepBatch(*columns))
+        monkeypatch.setattr(credit.gigpo, "CHUNK_ROWS", 10**9)
+        np.testing.assert_array_equal(chunked_advantage, credit.estimate("gigpo", credit.StepBatch(*columns)))
+
+
+def test_a_failing_chunk_job_raises_in_the_caller():
+    from credit.batch import WorkPool
+
+    def fail():
+        raise RuntimeError("chunk 2 failed")
+
+    pool = WorkPool([lambda: 1, fail, lambda: 3])
+    with pytest.raises(RuntimeError, match="chunk 2 failed"):
+        pool.finish()
+    assert WorkPool([lambda: 1, lambda: 2]).finish() == [1, 2] and WorkPool([]).finish() == []
