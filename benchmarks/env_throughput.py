@@ -18,9 +18,10 @@ Rows are measured in interleaved repeats. Steps/s are the best of each row; the
 overhead and the speed-ups are ratios taken within each repeat (the two rows ran back
 to back, in alternating order), and their median over the repeats is reported with
 its range: on a shared machine the load drifts, and a ratio of two bests mixes two
-different moments. Every run
-plays the same fixed action sequence (a cyclic pick among the
-admissible actions), so all rows do identical game work.
+different moments. The two rows of each ratio play the same fixed action sequence (a
+cyclic pick among the admissible actions), so they do identical game work. The vector
+rows pick by round and the single-env rows by step, so their episodes differ: compare
+vector rows with each other.
 
     python benchmarks/env_throughput.py [--env textworld/coin_collector-v0] [--steps 2000] [--families-only | --textworld-only]
 """
