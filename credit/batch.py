@@ -339,6 +339,15 @@ _executor: tuple[int, ThreadPoolExecutor] | None = None
 _executor_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    global _executor_lock
+    _executor_lock = threading.Lock()  # another thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def in_background(rows: int, fn, *args) -> Future:
     """Run `fn(*args)` in credit's one background thread when `rows` ≥ `BACKGROUND_MIN_ROWS`.
 

@@ -266,3 +266,22 @@ def test_a_failing_chunk_job_raises_in_the_caller():
     with pytest.raises(RuntimeError, match="chunk 2 failed"):
         pool.finish()
     assert WorkPool([lambda: 1, lambda: 2]).finish() == [1, 2] and WorkPool([]).finish() == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_background_thread_works_again_in_a_forked_child(monkeypatch):
+    import credit.batch
+
+    monkeypatch.setattr(credit.batch, "BACKGROUND_MIN_ROWS", 1)
+    batch = make_batch(ROWS)
+    expected = credit.estimate("gigpo", batch)  # starts the parent's background thread
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: the thread did not survive the fork; a new one must be made, not waited on
+        ok = np.array_equal(credit.estimate("gigpo", make_batch(ROWS)), expected)
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(write)
+    answer = os.read(read, 1)
+    os.waitpid(pid, 0)
+    assert answer == b"1"
