@@ -223,11 +223,14 @@ def _chunk_jobs(batch: StepBatch) -> WorkPool | None:
 
     With the rows group by group, rows [a, b) between two group starts hold whole groups,
     and sorting the chunks one by one gives the same places as sorting the batch at once
-    (the group is the sort's leading key). Two threads can then share the sort.
+    (the group is the sort's leading key). Two threads can then share the sort. Int
+    anchors only: str anchors are hashed on first use, which is one job for one thread.
     """
     n = len(batch)
     key = ("shared_step_segments", False, None)
     if not batch.rows_by_group or n < 4 * CHUNK_ROWS or key in batch._cache:
+        return None
+    if not isinstance(batch.anchor, np.ndarray):  # str anchors: hash them all once, in one background job
         return None
     count = min(n // CHUNK_ROWS, batch.n_groups)
     cuts = np.searchsorted(batch.group_code, batch.group_code[np.arange(1, count) * n // count])  # group starts

@@ -244,6 +244,8 @@ def test_sorting_in_chunks_of_whole_groups_gives_the_one_piece_places_bit_for_bi
     jobs = credit.gigpo._chunk_jobs(batch)
     assert jobs is not None and len(jobs._jobs) >= 5
     chunked = credit.gigpo._joined_chunks(batch, jobs.finish())
+    text_batch = credit.StepBatch(*columns[:4], [f"room {a}" for a in columns[4].tolist()])
+    assert text_batch.rows_by_group and credit.gigpo._chunk_jobs(text_batch) is None  # str anchors: one piece
     assert chunked.count == one_piece.count
     for name in ("positions", "rows", "code", "first", "size"):
         np.testing.assert_array_equal(getattr(chunked, name), getattr(one_piece, name), err_msg=name)
