@@ -87,15 +87,8 @@ def _levels(batch: StepBatch, gamma: float, normalize: str, eps: float, invalid_
     check_positive("eps", eps)
     check_finite("invalid_penalty", invalid_penalty)
     # The step-group sort (Eq. 6) needs nothing below; on big batches it runs in a background
-    # thread, beside the episode level and the step returns. Rows that come group by group are
-    # sorted in chunks of whole groups, which this thread helps with once its own work is done.
-    shared = chunks = None
-    if len(batch):
-        chunks = None if similarity else _chunk_jobs(batch)
-        if chunks is not None:
-            in_background(len(batch), chunks.work)
-        else:
-            shared = in_background(len(batch), shared_step_segments, batch, similarity, similarity_threshold)
+    # thread, beside the episode level and the step returns.
+    pending = _start_shared_step_groups(batch, similarity, similarity_threshold) if len(batch) else None
     reward = batch.canonical(penalized_reward(batch, invalid_penalty))  # canonical order from here on
 
     # Eq. 3: episode level, statistics over the group's step rows (weight = trajectory length)
@@ -112,8 +105,8 @@ def _levels(batch: StepBatch, gamma: float, normalize: str, eps: float, invalid_
     # statistic reads and writes memory in order instead of scattering; only the rows of
     # step groups with ≥ 2 members are normalized (the rest have A^S = 0).
     shared_advantage = None
-    if shared is not None or chunks is not None:
-        groups = shared.result() if chunks is None else _joined_chunks(batch, chunks.finish())
+    if pending is not None:
+        groups = pending()
         shared_advantage = normalize_in_groups(step_return[groups.positions], groups.code, groups.count, normalize,
                                                eps, singleton_rule="zero", first=groups.first, entries=groups.size)
     if step_weight is None:
@@ -204,12 +197,29 @@ def shared_step_segments(batch: StepBatch, similarity: bool = False,
     are singletons. Everything comes from the segment starts, so no per-place segment
     code is built for the skipped rows.
     """
-    key = ("shared_step_segments", bool(similarity), float(similarity_threshold) if similarity else None)
+    key = _shared_key(similarity, similarity_threshold)
     if key not in batch._cache:
         segments = step_segments(batch, similarity=similarity, similarity_threshold=similarity_threshold)
         positions, code, first, size = _shared_places(segments)
         _cache_shared(batch, key, positions, code, first, size)
     return batch._cache[key]
+
+
+def _shared_key(similarity: bool, similarity_threshold: float) -> tuple:
+    return "shared_step_segments", bool(similarity), float(similarity_threshold) if similarity else None
+
+
+def _start_shared_step_groups(batch: StepBatch, similarity: bool, similarity_threshold: float):
+    """Start `shared_step_segments` (in the background on big batches); returns a call that waits for it.
+
+    Rows that come group by group are sorted in chunks of whole groups; the waiting call
+    first helps with the chunks no thread has taken yet.
+    """
+    chunks = None if similarity else _chunk_jobs(batch)
+    if chunks is None:
+        return in_background(len(batch), shared_step_segments, batch, similarity, similarity_threshold).result
+    in_background(len(batch), chunks.work)
+    return lambda: _joined_chunks(batch, chunks.finish())
 
 
 #: Rows per chunk when GiGPO sorts a batch whose rows come group by group (`StepBatch.rows_by_group`)
@@ -227,8 +237,7 @@ def _chunk_jobs(batch: StepBatch) -> WorkPool | None:
     anchors only: str anchors are hashed on first use, which is one job for one thread.
     """
     n = len(batch)
-    key = ("shared_step_segments", False, None)
-    if not batch.rows_by_group or n < 4 * CHUNK_ROWS or key in batch._cache:
+    if not batch.rows_by_group or n < 4 * CHUNK_ROWS or _shared_key(False, 0) in batch._cache:
         return None
     if not isinstance(batch.anchor, np.ndarray):  # str anchors: hash them all once, in one background job
         return None
@@ -248,7 +257,7 @@ def _shared_in_chunk(batch: StepBatch, start: int, stop: int) -> tuple[np.ndarra
 
 def _joined_chunks(batch: StepBatch, parts: list[tuple[np.ndarray, ...]]) -> SharedStepGroups:
     """The chunks' places in one `SharedStepGroups`, as one sort of the whole batch gives them (cached)."""
-    key = ("shared_step_segments", False, None)
+    key = _shared_key(False, 0)
     code_offset, place_offset, codes, firsts = 0, 0, [], []
     for _, code, first, _ in parts:
         codes.append(code + code_offset)
