@@ -116,6 +116,7 @@ class RayVectorEnv(_VectorAPI):
         actor_options: dict | None = None,
         timeout: float | None = None,
     ):
+        super().__init__()
         if not env_fns:
             raise ValueError("RayVectorEnv needs at least one env_fn")
         if num_actors < 1:
@@ -169,6 +170,7 @@ class RayVectorEnv(_VectorAPI):
     # -- API: reset and step come from _VectorAPI --------------------------------
     def call(self, name: str, *args: Any, **kwargs: Any) -> list[Any]:
         """Call a method of every unwrapped env; results in env order (``None`` for a dead actor's envs)."""
+        self._check_idle("call")
         from ray.exceptions import GetTimeoutError, RayActorError
 
         refs = [actor.call.remote(name, args, kwargs) for actor in self.actors]

@@ -8,6 +8,13 @@ leave that env alone this turn, and nothing auto-resets. An entry may also be a
 others step (an env whose episode just ended starts its next one while the other
 workers keep stepping, instead of a reset round on its own).
 
+Besides lockstep ``step``, :meth:`~TextVectorEnv.send` / :meth:`~TextVectorEnv.recv`
+step without waiting for the slowest worker: ``send`` hands actions to the envs'
+workers and returns at once, ``recv`` returns the results of whichever workers are
+done. A caller that acts on each env's own result (a scripted or expert agent, not
+one batched model call) keeps every worker busy this way; in lockstep each round
+waits for the worker whose envs happened to draw the slow steps and resets.
+
 An env that raises ends its episode, not the run: its step returns
 ``truncated=True`` with ``info["env_error"]`` set and ``success=False``; the env
 is rebuilt before its next reset. A worker process that dies is restarted the
@@ -22,7 +29,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import traceback
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from multiprocessing.connection import wait as wait_for_connections
 from typing import Any, NamedTuple
 
 import gymnasium
@@ -148,7 +157,9 @@ class _Worker:
     def close(self) -> None:
         try:
             self.conn.send(("close", None))
-            self.conn.recv()
+            while self.conn.poll(10):  # replies to requests still in flight come first
+                if self.conn.recv() is None:
+                    break
         except Exception:
             pass
         self.process.join(timeout=5)
@@ -166,11 +177,70 @@ class _VectorAPI:
 
     num_envs: int
 
+    def __init__(self) -> None:
+        self._in_flight: set[int] = set()  # envs sent an action recv() has not returned
+        self._queued: dict[int, str | Reset] = {}  # sent actions the default _recv runs
+
     def _dispatch(self, cmd: str, items: dict[int, tuple]) -> dict[int, Any]:
         raise NotImplementedError
 
     def close(self) -> None:
         raise NotImplementedError
+
+    # -- asynchronous stepping --------------------------------------------------
+    @property
+    def in_flight(self) -> frozenset[int]:
+        """Indices of the envs sent an action that :meth:`recv` has not returned yet."""
+        return frozenset(self._in_flight)
+
+    def _check_idle(self, what: str) -> None:
+        if self._in_flight:
+            raise RuntimeError(f"{what}() while envs {sorted(self._in_flight)} are in flight: recv() their results first")
+
+    def send(self, actions: Mapping[int, str | Reset]) -> None:
+        """Hand an action (or a :class:`Reset`) to each env in ``actions`` ({index: action}) and return at once.
+
+        The envs run in their workers while the caller goes on; :meth:`recv`
+        collects the results. An env may have one action in flight at a time;
+        ``step``, ``reset`` and ``call`` refuse to run while any env is in flight.
+        Executors without their own asynchronous path (in-process, Ray) run the
+        sent actions when :meth:`recv` is called, all in one round.
+        """
+        actions = dict(actions)
+        for i, action in actions.items():
+            if not isinstance(i, (int, np.integer)) or not 0 <= i < self.num_envs:
+                raise ValueError(f"send got env index {i!r}; indices run from 0 to {self.num_envs - 1}")
+            if action is None:
+                raise ValueError(f"send got None for env {i}: leave an env out of the mapping to skip it")
+        busy = sorted(set(actions) & self.in_flight)
+        if busy:
+            raise RuntimeError(f"envs {busy} already have an action in flight: recv() it first")
+        if actions:
+            self._send(actions)
+            self._in_flight.update(actions)
+
+    def recv(self) -> dict[int, StepResult]:
+        """Wait until some envs in flight are done; returns ``{index: (obs, reward, terminated, truncated, info)}``.
+
+        Returns every result that is ready, at least one. Results follow ``step``'s
+        rules: a :class:`Reset` gives its new episode's first observation and info
+        (``info["reset"] = True``), a crash gives ``truncated=True`` with
+        ``info["env_error"]``. Raises ``RuntimeError`` when nothing is in flight.
+        """
+        if not self.in_flight:
+            raise RuntimeError("recv() with no env in flight: send() actions first")
+        results = self._recv()
+        self._in_flight.difference_update(results)
+        return results
+
+    def _send(self, actions: dict[int, str | Reset]) -> None:
+        """Executor hook: start ``actions``; by default they are queued and run by ``_recv``."""
+        self._queued.update(actions)
+
+    def _recv(self) -> dict[int, StepResult]:
+        """Executor hook: results of some sent actions; by default every queued action, in one round."""
+        queued, self._queued = self._queued, {}
+        return self._dispatch("step", {i: (a,) for i, a in queued.items()})
 
     def reset(
         self,
@@ -182,6 +252,7 @@ class _VectorAPI:
 
         Raises ``RuntimeError`` naming the env if one fails to reset.
         """
+        self._check_idle("reset")
         indices = list(range(self.num_envs)) if indices is None else list(indices)
         seeds = [None] * len(indices) if seeds is None else list(seeds)
         options = [None] * len(indices) if options is None else list(options)
@@ -213,6 +284,7 @@ class _VectorAPI:
         """
         if retries < 0:
             raise ValueError(f"retries={retries} must be >= 0")
+        self._check_idle("reset_each")
         indices = list(range(self.num_envs)) if indices is None else list(indices)
         seeds = [None] * len(indices) if seeds is None else list(seeds)
         options = [None] * len(indices) if options is None else list(options)
@@ -240,6 +312,7 @@ class _VectorAPI:
         """
         if len(actions) != self.num_envs:
             raise ValueError(f"step got {len(actions)} actions for {self.num_envs} envs")
+        self._check_idle("step")
         results = self._dispatch("step", {i: (a,) for i, a in enumerate(actions) if a is not None})
         obs: list[str | None] = [None] * self.num_envs
         infos: list[dict | None] = [None] * self.num_envs
@@ -271,9 +344,12 @@ class TextVectorEnv(_VectorAPI):
         >>> venv = TextVectorEnv([envs.make_fn("textworld/simple-v0")] * 4, num_workers=2)
         >>> obs, infos = venv.reset(seeds=[0, 1, 2, 3], options=[{"task": i} for i in range(4)])
         >>> obs, rewards, terminated, truncated, infos = venv.step(["look", None, "go east", "inventory"])
+        >>> venv.send({0: "look", 3: "go west"})  # no lockstep: act on each env's result as it comes
+        >>> ready = venv.recv()  # {index: (obs, reward, terminated, truncated, info)} of the workers done so far
     """
 
     def __init__(self, env_fns: Sequence[EnvFn], num_workers: int = 0, context: str = "spawn"):
+        super().__init__()
         if not env_fns:
             raise ValueError("TextVectorEnv needs at least one env_fn")
         if num_workers < 0:
@@ -288,6 +364,8 @@ class TextVectorEnv(_VectorAPI):
             ctx = mp.get_context(context)
             self._workers = [_Worker(ctx, [env_fns[i] for i in chunk]) for chunk in chunks]
             self._where = [(w, j) for w, chunk in enumerate(chunks) for j in range(len(chunk))]
+            # per worker, the env indices of each step request sent and not yet received, oldest first
+            self._sent: list[deque[list[int]]] = [deque() for _ in self._workers]
 
     # -- routing --------------------------------------------------------------
     def _dispatch(self, cmd: str, items: dict[int, tuple]) -> dict[int, Any]:
@@ -326,9 +404,45 @@ class TextVectorEnv(_VectorAPI):
                 out[i] = result
         return out
 
+    def _send(self, actions: dict[int, str | Reset]) -> None:
+        """One step request per worker holding some of ``actions``; nothing waits for the replies."""
+        if not self._workers:
+            super()._send(actions)
+            return
+        per_worker: dict[int, list[tuple[int, tuple]]] = {}
+        for i, action in actions.items():
+            w, j = self._where[i]
+            per_worker.setdefault(w, []).append((i, (j, action)))
+        for w, batch in per_worker.items():
+            self._sent[w].append([i for i, _ in batch])
+            try:
+                self._workers[w].conn.send(("step", [args for _, args in batch]))
+            except (BrokenPipeError, OSError):
+                pass  # the worker died: _recv finds it closed and ends these envs' episodes
+
+    def _recv(self) -> dict[int, StepResult]:
+        """The replies of every worker that has one ready (waits for the first)."""
+        if not self._workers:
+            return super()._recv()
+        waiting = {self._workers[w].conn: w for w, sent in enumerate(self._sent) if sent}
+        out: dict[int, StepResult] = {}
+        for conn in wait_for_connections(list(waiting)):
+            w = waiting[conn]
+            try:
+                results = conn.recv()
+                indices = self._sent[w].popleft()
+            except (EOFError, ConnectionResetError, OSError):  # every request in flight on it is lost
+                self._workers[w].restart()
+                indices = [i for batch in self._sent[w] for i in batch]
+                self._sent[w].clear()
+                results = [_crash_result(f"env worker process {w} died") for _ in indices]
+            out.update(zip(indices, results))
+        return out
+
     # -- API (reset and step: _VectorAPI) -------------------------------------
     def call(self, name: str, *args: Any, **kwargs: Any) -> list[Any]:
         """Call a method of every unwrapped env; results in env order."""
+        self._check_idle("call")
         if not self._workers:
             return [slot.call(name, args, kwargs) for slot in self._slots]
         out: list[Any] = []
@@ -337,10 +451,15 @@ class TextVectorEnv(_VectorAPI):
         return out
 
     def close(self) -> None:
+        """Close every env and stop the workers (results still in flight are dropped)."""
         for slot in getattr(self, "_slots", []):
             slot.close()
         for worker in self._workers:
             worker.close()
+        self._in_flight.clear()
+        self._queued.clear()
+        for sent in getattr(self, "_sent", []):
+            sent.clear()
 
 
 

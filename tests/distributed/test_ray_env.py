@@ -40,6 +40,13 @@ def test_ray_vector_env_matches_local(ray_local):
             outputs.append(record)
     assert outputs[0] == outputs[1]
     assert outputs[1][2][1] == [1.0, 0.0, 0.0, 0.0]  # env 0 (corridor of 2) won on its 2nd step
+    with make_vector_env(fns, executor="ray", num_workers=2) as venv:  # send/recv: same results, one round per recv
+        venv.reset(seeds=[0, 1, 2, 3], options=[{"task": i} for i in range(4)])
+        for actions, expected in zip(script, outputs[0][1:]):
+            venv.send({i: a for i, a in enumerate(actions) if a is not None})
+            got = venv.recv()
+            assert not venv.in_flight and sorted(got) == [i for i, a in enumerate(actions) if a is not None]
+            assert all(got[i][0] == expected[0][i] and got[i][4] == expected[4][i] for i in got)
     assert outputs[1][4][0][0] == "You are in room 0 of 3." and outputs[1][4][4][3]["reset"] is True
 
 

@@ -135,3 +135,95 @@ def test_reset_each_retries_a_flaky_reset_on_a_rebuilt_env():
         assert obs == [None] and "simulated flaky reset" in infos[0]["env_error"]
         with pytest.raises(ValueError, match="retries=-1"):
             venv.reset_each(retries=-1)
+
+
+def _drain(venv) -> dict:
+    results = {}
+    while venv.in_flight:
+        results.update(venv.recv())
+    return results
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_send_recv_gives_the_results_step_gives(num_workers):
+    plan = [["east", "east", "west", "east"], ["fly", "east", None, "east"],
+            [envs.Reset(3, {"task": 2}), "east", "east", envs.Reset(0, {"task": 0})], ["east", "west", "east", "east"]]
+    fns = [envs.make_fn("toy/Corridor-v0")] * 4
+    with envs.TextVectorEnv(fns, num_workers=0) as ref, envs.TextVectorEnv(fns, num_workers=num_workers) as venv:
+        for v in (ref, venv):
+            v.reset(seeds=[0, 1, 2, 3], options=[{"task": i} for i in range(4)])
+        rounds = []
+        for actions in plan:
+            expected = ref.step(actions)
+            venv.send({i: a for i, a in enumerate(actions) if a is not None})
+            got = _drain(venv)
+            rounds.append(got)
+            assert sorted(got) == [i for i, a in enumerate(actions) if a is not None]
+            for i, (obs, reward, term, trunc, info) in got.items():
+                assert obs == expected[0][i] and reward == expected[1][i] and info == expected[4][i]
+                assert (term, trunc) == (expected[2][i], expected[3][i])
+        reset = rounds[2][0]  # the third round reset env 0 to task 2 and env 3 to task 0
+        assert reset[0] == "You are in room 0 of 4." and reset[4]["reset"] is True and reset[1:4] == (0.0, False, False)
+        assert rounds[1][0][4]["valid_action"] is False  # 'fly'
+        assert rounds[3][0][0] == "You are in room 1 of 4." and rounds[3][3][0] == "You are in room 1 of 2."
+
+
+def test_recv_returns_a_fast_worker_without_waiting_for_a_slow_one():
+    fns = [envs.make_fn("toy/Slow-v0", delay=3.0), envs.make_fn("toy/Slow-v0", delay=0.0)]
+    with envs.TextVectorEnv(fns, num_workers=2) as venv:
+        venv.reset(seeds=[0, 0], options=[{"task": 1}, {"task": 1}])
+        venv.send({0: "east", 1: "east"})
+        first = venv.recv()
+        assert list(first) == [1] and first[1][0] == "You are in room 1 of 3."
+        assert venv.in_flight == {0}
+        venv.send({1: "east"})  # env 1 goes on while env 0 is still stepping
+        rest = _drain(venv)
+        assert rest[0][0] == "You are in room 1 of 3." and rest[1][0] == "You are in room 2 of 3."
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_send_and_recv_refuse_what_would_lose_a_result(num_workers):
+    with envs.TextVectorEnv([envs.make_fn("toy/Corridor-v0")] * 2, num_workers=num_workers) as venv:
+        venv.reset(options=[{"task": 0}, {"task": 0}])
+        with pytest.raises(RuntimeError, match="no env in flight"):
+            venv.recv()
+        with pytest.raises(ValueError, match="index 2"):
+            venv.send({2: "east"})
+        with pytest.raises(ValueError, match="None for env 0"):
+            venv.send({0: None})
+        venv.send({0: "east"})
+        with pytest.raises(RuntimeError, match=r"envs \[0\] already have an action in flight"):
+            venv.send({0: "east", 1: "east"})
+        assert venv.in_flight == {0}  # the refused send sent nothing
+        for call in (lambda: venv.step(["east", None]), lambda: venv.reset(), lambda: venv.reset_each(),
+                     lambda: venv.call("task_settings", 0)):
+            with pytest.raises(RuntimeError, match=r"while envs \[0\] are in flight"):
+                call()
+        assert _drain(venv)[0][0] == "You are in room 1 of 2."
+        obs, *_ = venv.step(["east", "east"])  # idle again: lockstep works
+        assert obs == ["You are in room 2 of 2.", "You are in room 1 of 2."]
+
+
+def test_a_worker_that_dies_with_actions_in_flight_ends_their_episodes():
+    fns = [envs.make_fn("toy/Corridor-v0")] * 4
+    with envs.TextVectorEnv(fns, num_workers=2) as venv:
+        venv.reset(options=[{"task": 3}] * 4)
+        venv._workers[0].process.kill()  # holds envs 0 and 1
+        venv._workers[0].process.join()
+        venv.send({0: "east", 1: "east", 2: "east"})
+        got = _drain(venv)
+        assert sorted(got) == [0, 1, 2]
+        assert all(got[i][3] and "worker process 0 died" in got[i][4]["env_error"] for i in (0, 1))
+        assert got[2][0] == "You are in room 1 of 5." and not got[2][3]
+        venv.send({0: envs.Reset(0, {"task": 1}), 3: "east"})  # the restarted worker plays again
+        got = _drain(venv)
+        assert got[0][0] == "You are in room 0 of 3." and got[3][0] == "You are in room 1 of 5."
+
+
+def test_close_with_actions_in_flight_returns():
+    venv = envs.TextVectorEnv([envs.make_fn("toy/Slow-v0", delay=0.5)] * 2, num_workers=2)
+    venv.reset(options=[{"task": 0}, {"task": 0}])
+    venv.send({0: "east", 1: "east"})
+    venv.close()
+    assert venv.in_flight == frozenset()
+    assert not any(w.process.is_alive() for w in venv._workers)

@@ -65,6 +65,21 @@ class FlakyResetEnv(CorridorEnv):
         return super()._reset_task(rng)
 
 
+class SlowEnv(CorridorEnv):
+    """A corridor whose steps sleep ``delay`` seconds (to show who waits for whom, not to time anything)."""
+
+    def __init__(self, delay: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.delay = delay
+
+    def _step_action(self, action: str):
+        import time
+
+        time.sleep(self.delay)
+        return super()._step_action(action)
+
+
 envs.register("toy/Corridor-v0", CorridorEnv, description="test corridor", max_episode_steps=20)
 envs.register("toy/Crashing-v0", CrashingEnv, description="test corridor that crashes", max_episode_steps=20)
 envs.register("toy/FlakyReset-v0", FlakyResetEnv, description="test corridor with a flaky reset", max_episode_steps=20)
+envs.register("toy/Slow-v0", SlowEnv, description="test corridor with slow steps", max_episode_steps=20)
