@@ -182,59 +182,81 @@ class _Running:
 
 def play_scripted(vector_env, make_policy: Callable[[int], Callable[[str, dict], str]], tasks: Sequence[int], *,
                   seed: int, max_turns: int, task_types: Mapping[int, str] | None = None,
-                  bar=None) -> list[EpisodeOutcome]:
-    """One episode per task with a scripted policy, all envs in lockstep (as :func:`agent.rollout.rollout`).
+                  bar=None, reset_retries: int = 1) -> list[EpisodeOutcome]:
+    """One episode per task with a scripted policy; outcomes in the order of ``tasks``.
 
     ``make_policy(task) -> policy(obs, info) -> action``. Env reset seeds are the
     rollout's (``seed`` and the task's position), so scripted agents and the model
     start from the same states; the episode rules (turn limit, env errors end the
-    episode as a failure) are the rollout's too.
+    episode as a failure, a reset that fails is retried ``reset_retries`` times on
+    the rebuilt env) are the rollout's too.
+
+    A scripted policy needs no batched model call, so the envs are not held in
+    lockstep: each gets its next action, or its next task, as soon as its own result
+    is back (``vector_env.send`` / ``recv``), and no worker waits for another's slow
+    step. Each episode depends only on its task, seed and policy, so the outcomes do
+    not depend on which env played it or when.
     """
     from agent.rollout import derive_seed
+    from envs.vector import Reset
 
     pending = deque((group, int(task)) for group, task in enumerate(tasks))
+    starting: dict[int, tuple[int, int, int]] = {}  # env -> (group, task, failed resets)
     running: dict[int, _Running] = {}
-    outcomes: list[EpisodeOutcome] = []
-    while pending or running:
-        free = [i for i in range(vector_env.num_envs) if i not in running][: len(pending)]
-        if free:
-            starting = [pending.popleft() for _ in free]
-            observations, infos = vector_env.reset_each(seeds=[derive_seed(seed, 0, g) for g, _ in starting],
-                                                        options=[{"task": t} for _, t in starting], indices=free)
-            for i, (group, task), obs, info in zip(free, starting, observations, infos):
-                if obs is None:  # the env could not start the episode: a failure with no turns
-                    outcomes.append(EpisodeOutcome(
+    outcomes: dict[int, EpisodeOutcome] = {}
+    sends: dict[int, Any] = {}
+
+    def finish(group: int, outcome: EpisodeOutcome) -> None:
+        outcomes[group] = outcome
+        if bar is not None:
+            bar.update(1)
+
+    def next_task(i: int) -> None:
+        if pending:
+            group, task = pending.popleft()
+            starting[i] = (group, task, 0)
+            sends[i] = Reset(derive_seed(seed, 0, group), {"task": task})
+
+    for i in range(vector_env.num_envs):
+        next_task(i)
+    while sends or vector_env.in_flight:
+        vector_env.send(sends)
+        sends = {}
+        for i, (obs, reward, terminated, truncated, info) in sorted(vector_env.recv().items()):
+            info = info or {}
+            error = info.get("env_error")
+            if i in starting:  # the result of a reset
+                group, task, failed = starting.pop(i)
+                if error is None:
+                    info = {key: value for key, value in info.items() if key != "reset"}
+                    ep = running[i] = _Running(task, group, make_policy(task), obs, info)
+                    sends[i] = ep.policy(ep.observation, ep.info)
+                elif failed < reset_retries:  # the env was rebuilt: try once more
+                    starting[i] = (group, task, failed + 1)
+                    sends[i] = Reset(derive_seed(seed, 0, group), {"task": task})
+                else:  # the env could not start the episode: a failure with no turns
+                    finish(group, EpisodeOutcome(
                         task=task, seed=seed, sample=0, success=False, reward=0.0, turns=0, invalid=0,
                         unparseable=None, truncated=True, task_type=(task_types or {}).get(task)))
-                    if bar is not None:
-                        bar.update(1)
-                    continue
-                running[i] = _Running(task, group, make_policy(task), obs, info)
-            if not running:
+                    next_task(i)
                 continue
-        actions: list[str | None] = [None] * vector_env.num_envs
-        for i, ep in running.items():
-            actions[i] = ep.policy(ep.observation, ep.info)
-        observations, rewards, terminated, truncated, infos = vector_env.step(actions)
-        for i in sorted(running):
-            ep, info = running[i], infos[i] or {}
+            ep = running[i]
             ep.turns += 1
-            ep.reward += float(rewards[i])
+            ep.reward += float(reward)
             ep.invalid += not info.get("valid_action", False)
-            ended_by_env = bool(terminated[i] or truncated[i])
-            error = info.get("env_error")
+            ended_by_env = bool(terminated or truncated)
             if ended_by_env or error is not None or ep.turns >= max_turns:
-                outcomes.append(EpisodeOutcome(
+                finish(ep.group, EpisodeOutcome(
                     task=ep.task, seed=seed, sample=0,
                     success=ended_by_env and error is None and bool(info.get("success", False)),
                     reward=ep.reward, turns=ep.turns, invalid=ep.invalid, unparseable=None,
-                    truncated=not bool(terminated[i]), task_type=(task_types or {}).get(ep.task)))
+                    truncated=not bool(terminated), task_type=(task_types or {}).get(ep.task)))
                 del running[i]
-                if bar is not None:
-                    bar.update(1)
+                next_task(i)
             else:
-                ep.observation, ep.info = observations[i], info
-    return outcomes
+                ep.observation, ep.info = obs, info
+                sends[i] = ep.policy(ep.observation, ep.info)
+    return [outcomes[group] for group in sorted(outcomes)]
 
 
 def _random_agent(seed: int) -> Callable[[int], Callable[[str, dict], str]]:

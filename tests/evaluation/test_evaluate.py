@@ -259,3 +259,38 @@ def test_a_task_that_fails_to_reset_counts_as_a_failure_for_every_agent(tiny_mod
     assert expert.success_rate == pytest.approx(1 - broken / 6)  # the expert wins every task that starts
     assert report.trajectories[0].metrics()["rollout/reset_errors"] == 2 * broken
     assert len(report.trajectories[0].failed_starts) == 2 * broken
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_scripted_agents_give_the_same_outcomes_in_task_order_however_the_envs_run(num_workers):
+    from evaluation.baselines import RandomPolicy
+    from evaluation.evaluate import play_scripted
+
+    tasks = [0, 1, 2, 3, 4, 5, 6]
+    fns = [envs.make_fn("evaltest/Hall-v0", split="train")] * 3  # task t is seed t: hall length 2 + t % 3
+    expert = lambda task: lambda obs, info: info["expert_action"]  # noqa: E731
+    rand = lambda task: RandomPolicy(seed=100 + task)  # noqa: E731
+    with envs.TextVectorEnv(fns, num_workers=0) as ref, envs.TextVectorEnv(fns, num_workers=num_workers) as venv:
+        played = play_scripted(venv, expert, tasks, seed=0, max_turns=12)
+        assert [o.task for o in played] == tasks
+        assert [o.turns for o in played] == [3 + t % 3 for t in tasks]  # length + 1 ('take coin'), task order
+        assert all(o.success and not o.truncated and o.reward == 1.0 for o in played)
+        a = play_scripted(ref, rand, tasks, seed=3, max_turns=5)
+        b = play_scripted(venv, rand, tasks, seed=3, max_turns=5)
+        assert a == b and [o.task for o in b] == tasks
+        assert 0 < sum(o.success for o in b) < len(tasks)  # the turn limit stops some random walks
+
+
+def test_scripted_agents_retry_a_failing_reset_then_count_a_failure():
+    from evaluation.evaluate import play_scripted
+    from tests.envs import toy
+
+    expert = lambda task: lambda obs, info: info["expert_action"]  # noqa: E731
+    with envs.TextVectorEnv([envs.make_fn("toy/FlakyReset-v0")] * 2, num_workers=0) as venv:
+        toy.FlakyResetEnv.fail_once = {1}
+        played = play_scripted(venv, expert, [0, 1, 2], seed=0, max_turns=10)
+        assert [(o.task, o.success, o.turns) for o in played] == [(0, True, 2), (1, True, 3), (2, True, 4)]
+        toy.FlakyResetEnv.fail_once = {1}
+        played = play_scripted(venv, expert, [0, 1, 2], seed=0, max_turns=10, reset_retries=0)
+        assert [(o.task, o.success, o.turns, o.truncated) for o in played] == [
+            (0, True, 2, False), (1, False, 0, True), (2, True, 4, False)]
