@@ -3,10 +3,12 @@
 Prints one table from one run, so the ratios compare like with like:
 - raw TextWorld steps/s (``textworld.start`` with the same requested infos),
 - the same games through ``envs.make`` (wrapper overhead, target ≤ 10%),
-- ``TextVectorEnv`` with 8 envs over 1 vs 2 worker processes (target ≥ 1.6×); an env whose
-  episode ended is reset in the next round, beside the others' steps. The same with 16 envs
-  shows how much of the gap is lockstep imbalance (each round waits for the slower
-  worker; more envs per worker even it out),
+- ``TextVectorEnv`` with 8 envs over 1 vs 2 worker processes (target ≥ 1.6×), two ways:
+  in lockstep (``step``: every round waits for the slower worker) and through
+  ``send``/``recv`` (each env gets its next action as soon as its result is back, so
+  no worker waits for the other). An env whose episode ended is reset in its next
+  round, beside the others' steps. Lockstep with 16 envs shows how much of its gap is
+  imbalance (more envs per worker even it out),
 - reset time of a cached game that is not the one loaded (target ≤ 50 ms).
 
 A second table covers the other families (web shop text and browser modes, a
@@ -89,6 +91,35 @@ def vector(env_id: str, n: int, workers: int, steps: int) -> float:
             _, _, term, trunc, infos = venv.step(actions)
             done = [bool(term[i] or trunc[i]) for i in range(n)]
             t += 1
+        return stepped / (time.perf_counter() - t0)
+
+
+def vector_async(env_id: str, n: int, workers: int, steps: int) -> float:
+    """Env steps/s of a TextVectorEnv driven by ``send``/``recv``: each env gets its next action as soon as its result is back.
+
+    Every env plays the action sequence it plays in :func:`vector` (it picks by its own
+    round count, which in lockstep is the shared round), so the two do the same game
+    work; here no worker waits for the other's slow round.
+    """
+    fns = [envs.make_fn(env_id, split="test", num_tasks=n, max_episode_steps=0) for _ in range(n)]
+    with envs.TextVectorEnv(fns, num_workers=workers) as venv:
+        _, infos = venv.reset(seeds=list(range(n)), options=[{"task": i} for i in range(n)])
+        rounds = [0] * n
+        stepped = n
+        t0 = time.perf_counter()
+        venv.send({i: pick(infos[i]["admissible_actions"], 0) for i in range(n)})
+        while venv.in_flight:
+            actions = {}
+            for i, (_, _, term, trunc, info) in venv.recv().items():
+                rounds[i] += 1
+                if stepped >= steps:
+                    continue
+                if term or trunc:
+                    actions[i] = envs.Reset(i, {"task": i})
+                else:
+                    actions[i] = pick(info["admissible_actions"], rounds[i])
+                    stepped += 1
+            venv.send(actions)
         return stepped / (time.perf_counter() - t0)
 
 
@@ -179,20 +210,22 @@ def main() -> None:
     # alternating order) and the median over repeats is reported, with its range.
     wide = 2 * args.games
     envs.make(args.env, split="test", num_tasks=wide).unwrapped.prepare(progress=False)  # generate before timing
-    runs: dict[str, list[float]] = {key: [] for key in ("raw", "wrapped", "v1", "v2", "w1", "w2")}
+    runs: dict[str, list[float]] = {key: [] for key in ("raw", "wrapped", "v1", "v2", "a1", "a2", "w1", "w2")}
     measure = {
         "raw": lambda: raw_textworld(paths, args.steps),
         "wrapped": lambda: steprl_env(args.env, args.games, args.steps),
         "v1": lambda: vector(args.env, args.games, 1, args.steps),
         "v2": lambda: vector(args.env, args.games, 2, args.steps),
+        "a1": lambda: vector_async(args.env, args.games, 1, args.steps),
+        "a2": lambda: vector_async(args.env, args.games, 2, args.steps),
         "w1": lambda: vector(args.env, wide, 1, args.steps),
         "w2": lambda: vector(args.env, wide, 2, args.steps),
     }
     for repeat in range(args.repeats):
-        for pair in (("raw", "wrapped"), ("v1", "v2"), ("w1", "w2")):
+        for pair in (("raw", "wrapped"), ("v1", "v2"), ("a1", "a2"), ("w1", "w2")):
             for key in pair if repeat % 2 == 0 else pair[::-1]:
                 runs[key].append(measure[key]())
-    raw, wrapped, v1, v2, w1, w2 = (max(runs[k]) for k in ("raw", "wrapped", "v1", "v2", "w1", "w2"))
+    raw, wrapped, v1, v2, a1, a2, w1, w2 = (max(runs[k]) for k in ("raw", "wrapped", "v1", "v2", "a1", "a2", "w1", "w2"))
 
     def paired(top: str, bottom: str) -> tuple[float, float, float]:
         """(median, min, max) over repeats of runs[top] / runs[bottom]."""
@@ -201,7 +234,7 @@ def main() -> None:
 
     kept = paired("wrapped", "raw")  # share of raw speed the wrapper keeps: median, min, max
     overhead = (100 * (1 - kept[0]), 100 * (1 - kept[2]), 100 * (1 - kept[1]))  # median, lowest, highest
-    speedup, wide_speedup = paired("v2", "v1"), paired("w2", "w1")
+    speedup, async_speedup, wide_speedup = paired("v2", "v1"), paired("a2", "a1"), paired("w2", "w1")
     reset_ms = cached_reset_ms(args.env, args.games)
     rows = [
         ("raw TextWorld", f"{raw:8.0f} steps/s", ""),
@@ -210,6 +243,9 @@ def main() -> None:
         (f"TextVectorEnv, {args.games} envs, 1 worker", f"{v1:8.0f} steps/s", ""),
         (f"TextVectorEnv, {args.games} envs, 2 workers", f"{v2:8.0f} steps/s",
          f"speed-up {speedup[0]:4.2f}× ({speedup[1]:.2f}–{speedup[2]:.2f}; target ≥ 1.6×)"),
+        ("  same, send/recv, 1 worker", f"{a1:8.0f} steps/s", ""),
+        ("  same, send/recv, 2 workers", f"{a2:8.0f} steps/s",
+         f"speed-up {async_speedup[0]:4.2f}× ({async_speedup[1]:.2f}–{async_speedup[2]:.2f}; target ≥ 1.6×)"),
         (f"TextVectorEnv, {wide} envs, 1 worker", f"{w1:8.0f} steps/s", ""),
         (f"TextVectorEnv, {wide} envs, 2 workers", f"{w2:8.0f} steps/s",
          f"speed-up {wide_speedup[0]:4.2f}× ({wide_speedup[1]:.2f}–{wide_speedup[2]:.2f})"),
