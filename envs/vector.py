@@ -382,43 +382,38 @@ class TextVectorEnv(_VectorAPI):
                 else:
                     out[i] = method(self._slots[i], *args)
             return out
-        per_worker: dict[int, list[tuple[int, tuple]]] = {}
-        for i, args in items.items():
-            w, j = self._where[i]
-            per_worker.setdefault(w, []).append((i, (j, *args)))
-        for w, batch in per_worker.items():  # send all first: workers run in parallel
-            try:
-                self._workers[w].conn.send((cmd, [args for _, args in batch]))
-            except (BrokenPipeError, OSError):
-                pass
         out = {}
-        for w, batch in per_worker.items():
+        for w, indices in self._post(cmd, items).items():  # every worker already works; collect in worker order
             worker = self._workers[w]
             try:
                 results = worker.conn.recv()
             except (EOFError, ConnectionResetError, OSError):
                 worker.restart()
                 dead = f"env worker process {w} died"
-                results = [(False, dead) if cmd == "reset" else _crash_result(dead) for _ in batch]
-            for (i, _), result in zip(batch, results):
-                out[i] = result
+                results = [(False, dead) if cmd == "reset" else _crash_result(dead) for _ in indices]
+            out.update(zip(indices, results))
         return out
+
+    def _post(self, cmd: str, items: dict[int, tuple]) -> dict[int, list[int]]:
+        """Send each worker one ``cmd`` request with its share of ``items`` (index → args); the indices per worker."""
+        per_worker: dict[int, list[tuple[int, tuple]]] = {}
+        for i, args in items.items():
+            w, j = self._where[i]
+            per_worker.setdefault(w, []).append((i, (j, *args)))
+        for w, batch in per_worker.items():
+            try:
+                self._workers[w].conn.send((cmd, [args for _, args in batch]))
+            except (BrokenPipeError, OSError):
+                pass  # the worker died: receiving from it finds it closed and ends these envs' episodes
+        return {w: [i for i, _ in batch] for w, batch in per_worker.items()}
 
     def _send(self, actions: dict[int, str | Reset]) -> None:
         """One step request per worker holding some of ``actions``; nothing waits for the replies."""
         if not self._workers:
             super()._send(actions)
             return
-        per_worker: dict[int, list[tuple[int, tuple]]] = {}
-        for i, action in actions.items():
-            w, j = self._where[i]
-            per_worker.setdefault(w, []).append((i, (j, action)))
-        for w, batch in per_worker.items():
-            self._sent[w].append([i for i, _ in batch])
-            try:
-                self._workers[w].conn.send(("step", [args for _, args in batch]))
-            except (BrokenPipeError, OSError):
-                pass  # the worker died: _recv finds it closed and ends these envs' episodes
+        for w, indices in self._post("step", {i: (action,) for i, action in actions.items()}).items():
+            self._sent[w].append(indices)
 
     def _recv(self) -> dict[int, StepResult]:
         """The replies of every worker that has one ready (waits for the first)."""
