@@ -1,14 +1,21 @@
 """Step rows → padded tensors, in micro-batches that fit a token budget.
 
 Plumbing only. Each step row becomes one sequence ``prompt_ids + response_ids``
-(the tokens exactly as the agent recorded them; nothing is re-tokenized),
-right-padded. Loss is only ever taken on the response tokens
+(the tokens exactly as the agent recorded them; nothing is re-tokenized).
+Prompts are left-padded and responses right-padded, so that every row's
+response starts at the same column ``P`` (the longest prompt), as in the
+engines' left-padded generation; ``position_ids`` count real tokens only, so
+each row sees the positions it had when it was sampled. The log-probs then need
+the LM head on the last ``R + 1`` columns alone (``R`` the longest response):
+prompt logits, most of the activation memory with a large vocabulary, are
+never computed. Loss is only ever taken on the response tokens
 (ALGORITHMS.md § The policy loss the trainer shares).
 
 Micro-batches: rows are sorted by length, longest first (a stable sort, so the
-plan is deterministic), and packed greedily while ``rows × longest row`` stays
-within ``token_budget``; similar lengths end up together, which cuts padding.
-A row longer than the budget gets a micro-batch of its own.
+plan is deterministic), and packed greedily while ``rows × (longest prompt +
+longest response)`` stays within ``token_budget``; similar lengths end up
+together, which cuts padding. A row longer than the budget gets a micro-batch
+of its own.
 
 A row is anything with ``prompt_ids`` and ``response_ids`` (the agent's
 ``StepRow``), a mapping with those keys, or a ``(prompt_ids, response_ids)`` pair.
@@ -28,24 +35,29 @@ __all__ = ["MicroBatch", "row_token_ids", "plan_micro_batches", "collate", "make
 
 @dataclass
 class MicroBatch:
-    """Padded tensors for a few step rows. ``B`` rows, ``L`` longest sequence, ``R`` longest response.
+    """Padded tensors for a few step rows. ``B`` rows, ``P`` longest prompt, ``R`` longest response.
+
+    Row ``i`` (prompt length ``p``, response length ``r``) fills columns ``[P − p, P + r)``
+    of ``input_ids``: its prompt ends at column ``P − 1`` and its response starts at ``P``.
 
     Attributes:
-        input_ids: ``[B, L]`` prompt then response tokens, right-padded with ``pad_id``.
-        attention_mask: ``[B, L]`` 1 on real tokens, 0 on padding.
-        response_mask: ``[B, L]`` True on the response tokens of ``input_ids`` (where loss applies).
-        response_ids: ``[B, R]`` the response tokens alone, right-padded.
+        input_ids: ``[B, P + R]`` left-padded prompt, then right-padded response, padded with ``pad_id``.
+        attention_mask: ``[B, P + R]`` 1 on real tokens, 0 on padding.
+        position_ids: ``[B, P + R]`` position of each real token in its own sequence (0 on left padding).
+        response_mask: ``[B, P + R]`` True on the response tokens of ``input_ids`` (where loss applies).
+        response_ids: ``[B, R]`` the response tokens alone, right-padded (= ``input_ids[:, P:]``).
         loss_mask: ``[B, R]`` True on real response tokens (response-aligned ``response_mask``).
         prompt_lengths: ``[B]``.
         response_lengths: ``[B]``.
-        last_prompt_index: ``[B]`` position of the last prompt token in ``input_ids`` (GAE's value is read here).
-        last_response_index: ``[B]`` position of the last response token (SPA's progress is read here);
+        last_prompt_index: ``[B]`` column of the last prompt token (``P − 1``; GAE's value is read here).
+        last_response_index: ``[B]`` column of the last response token (SPA's progress is read here);
             the last prompt token for an empty response.
         row_index: ``[B]`` index of each row in the list given to :func:`make_micro_batches`.
     """
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
+    position_ids: torch.Tensor
     response_mask: torch.Tensor
     response_ids: torch.Tensor
     loss_mask: torch.Tensor
@@ -69,8 +81,13 @@ class MicroBatch:
 
     @property
     def num_padded_tokens(self) -> int:
-        """``rows × longest sequence``: what the forward pass costs."""
+        """``rows × (longest prompt + longest response)``: what the forward pass costs."""
         return int(self.input_ids.numel())
+
+    @property
+    def prompt_width(self) -> int:
+        """``P``: the column where every response starts."""
+        return int(self.input_ids.shape[1] - self.response_ids.shape[1])
 
 
 def row_token_ids(row) -> tuple[Sequence[int], Sequence[int]]:
@@ -98,24 +115,35 @@ def pad_right(sequences: Sequence[Sequence], pad_value=0, dtype=torch.long, widt
     return torch.from_numpy(out)
 
 
-def plan_micro_batches(lengths: Sequence[int] | np.ndarray, token_budget: int) -> list[np.ndarray]:
-    """Group row indices so that ``len(group) × max length in group ≤ token_budget``.
+def plan_micro_batches(
+    prompt_lengths: Sequence[int] | np.ndarray, response_lengths: Sequence[int] | np.ndarray, token_budget: int
+) -> list[np.ndarray]:
+    """Group row indices so that ``len(group) × (longest prompt + longest response) ≤ token_budget``.
 
-    Longest rows first (stable sort: equal lengths keep their order), packed
-    greedily. Deterministic for given lengths. A row longer than the budget
-    forms a group alone.
+    Longest rows (prompt + response) first, stable sort (equal lengths keep their
+    order), packed greedily. Deterministic for given lengths. A row longer than
+    the budget forms a group alone.
     """
     if token_budget < 1:
         raise ValueError(f"token_budget={token_budget} must be >= 1")
-    lengths = np.asarray(lengths, dtype=np.int64)
-    order = np.argsort(-lengths, kind="stable")
+    prompt_lengths = np.asarray(prompt_lengths, dtype=np.int64)
+    response_lengths = np.asarray(response_lengths, dtype=np.int64)
+    if prompt_lengths.shape != response_lengths.shape:
+        raise ValueError(f"{prompt_lengths.size} prompt lengths but {response_lengths.size} response lengths")
+    order = np.argsort(-(prompt_lengths + response_lengths), kind="stable")
     groups: list[np.ndarray] = []
     start = 0
-    while start < order.size:
-        longest = max(int(lengths[order[start]]), 1)
-        size = max(token_budget // longest, 1)
-        groups.append(order[start : start + size])
-        start += size
+    longest_prompt = longest_response = 0
+    for end, i in enumerate(order.tolist()):
+        prompt = max(longest_prompt, int(prompt_lengths[i]))
+        response = max(longest_response, int(response_lengths[i]))
+        if end > start and (end + 1 - start) * max(prompt + response, 1) > token_budget:
+            groups.append(order[start:end])
+            start = end
+            prompt, response = int(prompt_lengths[i]), int(response_lengths[i])
+        longest_prompt, longest_response = prompt, response
+    if start < order.size:
+        groups.append(order[start:])
     return groups
 
 
@@ -131,22 +159,30 @@ def collate(rows: Sequence, indices: Sequence[int] | np.ndarray | None = None, p
         responses.append(response)
     prompt_lengths = torch.tensor([len(p) for p in prompts], dtype=torch.long)
     response_lengths = torch.tensor([len(r) for r in responses], dtype=torch.long)
-    total = prompt_lengths + response_lengths
-    input_ids = pad_right([list(chain(p, r)) for p, r in zip(prompts, responses)], pad_value=pad_id)
-    positions = torch.arange(input_ids.shape[1])
-    attention_mask = (positions < total[:, None]).long()
-    response_mask = (positions >= prompt_lengths[:, None]) & (positions < total[:, None])
+    prompt_ids = pad_right(prompts, pad_value=pad_id)
+    width = prompt_ids.shape[1]
+    # Right-padded prompts → left-padded: roll each row right by its padding.
+    shift = width - prompt_lengths
+    source = (torch.arange(width) - shift[:, None]) % max(width, 1)
+    prompt_ids = prompt_ids.gather(1, source)
     response_ids = pad_right(responses, pad_value=pad_id)
+    input_ids = torch.cat([prompt_ids, response_ids], dim=1)
+    columns = torch.arange(input_ids.shape[1])
+    total = width + response_lengths
+    attention_mask = ((columns >= shift[:, None]) & (columns < total[:, None])).long()
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    response_mask = (columns >= width) & (columns < total[:, None])
     loss_mask = torch.arange(response_ids.shape[1]) < response_lengths[:, None]
     return MicroBatch(
         input_ids=input_ids,
         attention_mask=attention_mask,
+        position_ids=position_ids,
         response_mask=response_mask,
         response_ids=response_ids,
         loss_mask=loss_mask,
         prompt_lengths=prompt_lengths,
         response_lengths=response_lengths,
-        last_prompt_index=prompt_lengths - 1,
+        last_prompt_index=torch.full_like(prompt_lengths, width - 1),
         last_response_index=total - 1,
         row_index=torch.from_numpy(indices.copy()),
     )
@@ -158,8 +194,11 @@ def make_micro_batches(
     """Micro-batches of ``rows[i] for i in indices`` (default: all rows) within ``token_budget`` padded tokens.
 
     ``MicroBatch.row_index`` refers to positions in ``rows``. See the module
-    docstring for the packing rule.
+    docstring for the layout and the packing rule.
     """
     indices = np.arange(len(rows)) if indices is None else np.asarray(indices, dtype=np.int64)
-    lengths = np.fromiter((sum(map(len, row_token_ids(rows[int(i)]))) for i in indices), np.int64, len(indices))
-    return [collate(rows, indices[group], pad_id) for group in plan_micro_batches(lengths, token_budget)]
+    pairs = [row_token_ids(rows[int(i)]) for i in indices]
+    prompt_lengths = np.fromiter((len(p) for p, _ in pairs), np.int64, len(pairs))
+    response_lengths = np.fromiter((len(r) for _, r in pairs), np.int64, len(pairs))
+    return [collate(rows, indices[group], pad_id)
+            for group in plan_micro_batches(prompt_lengths, response_lengths, token_budget)]

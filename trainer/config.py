@@ -120,7 +120,9 @@ class TrainerConfig(BaseModel):
     minibatch_size: int = Field(32, ge=1)
     """Step rows per optimizer step; rows are shuffled each epoch."""
     micro_batch_tokens: int = Field(4096, ge=1)
-    """Padded-token budget (rows × longest row) per forward/backward; gradients accumulate over micro-batches."""
+    """Padded-token budget (rows × (longest prompt + longest response)) per forward/backward; gradients
+    accumulate over micro-batches. Logits are computed for the response columns only, so this bounds the
+    backbone's activations, not the vocabulary-sized ones."""
     recompute_old_logprobs: bool = True
     """Recompute π_old with the trainer's model before the update (LOOP); False = use the sampler's log-probs."""
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,8 @@ class Policy:
         self.device = torch.device(device)
         self.dtype = dtype
         self.is_lora = _is_peft(model)
+        self.keeps_logits = _forward_takes(model, "logits_to_keep")
+        self.takes_positions = _forward_takes(model, "position_ids")
 
     @classmethod
     def from_model(cls, model: torch.nn.Module, config: TrainerConfig) -> Policy:
@@ -134,6 +137,10 @@ class Policy:
 
         One forward pass over ``prompt + response``; the logits at position
         ``p − 1`` score the token at ``p``, read only at response positions, in fp32.
+        Every response starts at the micro-batch's column ``P``, so the LM head runs
+        on the last ``R + 1`` columns only (the model's ``logits_to_keep``, when its
+        forward takes it): prompt logits are never computed. With a large vocabulary
+        they would be most of the activation memory.
 
         Args:
             micro: a :class:`~trainer.batching.MicroBatch`.
@@ -147,11 +154,12 @@ class Policy:
         """
         micro = micro.to(self.device)
         self._set_mode()
+        keep = micro.response_ids.shape[1] + 1  # columns P − 1 … P + R − 1
         with self.autocast():
-            logits = self.model(input_ids=micro.input_ids, attention_mask=micro.attention_mask, use_cache=False).logits
-        target_mask = micro.response_mask[:, 1:]
-        picked = logits[:, :-1][target_mask].float()  # [response tokens, vocab], rows in order
-        targets = micro.input_ids[:, 1:][target_mask]
+            logits = self.model(**self._inputs(micro), use_cache=False,
+                                **({"logits_to_keep": keep} if self.keeps_logits else {})).logits
+        picked = logits[:, -keep:-1][micro.loss_mask].float()  # [response tokens, vocab], rows in order
+        targets = micro.response_ids[micro.loss_mask]
         token_logprob = picked.gather(-1, targets[:, None]).squeeze(-1) - torch.logsumexp(picked, dim=-1)
         logprobs = torch.zeros(micro.loss_mask.shape, dtype=torch.float32, device=self.device)
         logprobs = logprobs.masked_scatter(micro.loss_mask, token_logprob)
@@ -168,9 +176,16 @@ class Policy:
         with self.autocast():
             decoder = self.model.get_decoder() if hasattr(self.model, "get_decoder") else None
             if decoder is not None and decoder is not self.model:
-                return decoder(input_ids=micro.input_ids, attention_mask=micro.attention_mask).last_hidden_state
-            out = self.model(input_ids=micro.input_ids, attention_mask=micro.attention_mask, output_hidden_states=True)
-            return out.hidden_states[-1]
+                return decoder(**self._inputs(micro, decoder)).last_hidden_state
+            return self.model(**self._inputs(micro), output_hidden_states=True).hidden_states[-1]
+
+    def _inputs(self, micro: MicroBatch, module: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
+        """Forward inputs; ``position_ids`` when ``module`` takes them (left padding must not shift positions)."""
+        inputs = {"input_ids": micro.input_ids, "attention_mask": micro.attention_mask}
+        takes = self.takes_positions if module is None else _forward_takes(module, "position_ids")
+        if takes:
+            inputs["position_ids"] = micro.position_ids
+        return inputs
 
     @property
     def hidden_size(self) -> int:
@@ -275,6 +290,15 @@ class Policy:
         """A frozen copy of this policy in the compute dtype (the full fine-tuning reference model)."""
         model = copy.deepcopy(self.model).to(self.dtype).requires_grad_(False).eval()
         return Policy(model, device=self.device, dtype=self.dtype)
+
+
+def _forward_takes(model: torch.nn.Module, argument: str) -> bool:
+    """Whether the (base) model's forward takes ``argument`` (``logits_to_keep``, ``position_ids``)."""
+    base = model.get_base_model() if _is_peft(model) else model
+    try:
+        return argument in inspect.signature(base.forward).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a forward without a signature
+        return False
 
 
 def _is_peft(model: torch.nn.Module) -> bool:

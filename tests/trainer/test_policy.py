@@ -50,29 +50,38 @@ def test_config_errors_name_the_field_and_allowed_values():
 
 
 # -- batching -----------------------------------------------------------------------
-def test_collate_pads_and_marks_response_tokens():
+def test_collate_left_pads_prompts_and_right_pads_responses():
     rows = [([5, 6, 7], [8, 9]), ([10], [11, 12, 13])]
     micro = collate(rows, pad_id=0)
-    assert micro.input_ids.tolist() == [[5, 6, 7, 8, 9], [10, 11, 12, 13, 0]]
-    assert micro.attention_mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]]
-    assert micro.response_mask.int().tolist() == [[0, 0, 0, 1, 1], [0, 1, 1, 1, 0]]
+    # every response starts at column P = 3 (the longest prompt)
+    assert micro.input_ids.tolist() == [[5, 6, 7, 8, 9, 0], [0, 0, 10, 11, 12, 13]]
+    assert micro.attention_mask.tolist() == [[1, 1, 1, 1, 1, 0], [0, 0, 1, 1, 1, 1]]
+    assert micro.position_ids.tolist() == [[0, 1, 2, 3, 4, 4], [0, 0, 0, 1, 2, 3]]
+    assert micro.response_mask.int().tolist() == [[0, 0, 0, 1, 1, 0], [0, 0, 0, 1, 1, 1]]
     assert micro.response_ids.tolist() == [[8, 9, 0], [11, 12, 13]]
     assert micro.loss_mask.int().tolist() == [[1, 1, 0], [1, 1, 1]]
-    assert micro.last_prompt_index.tolist() == [2, 0]
-    assert micro.last_response_index.tolist() == [4, 3]
+    assert micro.prompt_width == 3
+    assert micro.last_prompt_index.tolist() == [2, 2]
+    assert micro.last_response_index.tolist() == [4, 5]
+    assert collate([([4, 5], [])]).last_response_index.tolist() == [1]  # empty response: the last prompt token
     with pytest.raises(ValueError, match="row 0 has an empty prompt"):
         collate([([], [1])])
 
 
 def test_micro_batches_respect_the_budget_and_are_deterministic():
-    lengths = [10, 3, 7, 7, 2, 10, 5]
-    plan = plan_micro_batches(lengths, token_budget=20)
+    prompts, responses = [10, 3, 7, 7, 2, 10, 5], [0] * 7
+    plan = plan_micro_batches(prompts, responses, token_budget=20)
     # longest first, stable: [0, 5] (2×10), [2, 3] (2×7), [6, 1, 4] (3×5)
     assert [g.tolist() for g in plan] == [[0, 5], [2, 3], [6, 1, 4]]
-    assert all(len(g) * max(lengths[i] for i in g) <= 20 for g in plan)
-    assert [g.tolist() for g in plan_micro_batches(lengths, 20)] == [g.tolist() for g in plan]
+    assert all(len(g) * max(prompts[i] for i in g) <= 20 for g in plan)
+    assert [g.tolist() for g in plan_micro_batches(prompts, responses, 20)] == [g.tolist() for g in plan]
     # a row longer than the budget forms its own micro-batch
-    assert [g.tolist() for g in plan_micro_batches([30, 4], 20)] == [[0], [1]]
+    assert [g.tolist() for g in plan_micro_batches([30, 4], [0, 0], 20)] == [[0], [1]]
+    # the cost is rows × (longest prompt + longest response): 2 × (6 + 4) = 20, though each row is 6 long
+    assert [g.tolist() for g in plan_micro_batches([6, 2], [0, 4], 20)] == [[0, 1]]
+    assert [g.tolist() for g in plan_micro_batches([6, 2], [0, 4], 19)] == [[0], [1]]
+    rows = make_rows(SHAPES)
+    assert all(m.num_padded_tokens <= 24 for m in make_micro_batches(rows, 24))
 
 
 # -- teacher-forced log-probs -------------------------------------------------------------
@@ -96,6 +105,35 @@ def test_token_logprobs_equal_manual_log_softmax_gather():
         assert torch.all(logprobs[i, n:] == 0)
 
 
+@pytest.mark.parametrize("lora", [False, True])
+def test_lm_head_runs_on_the_response_columns_only_with_the_same_logprobs_and_gradient(lora):
+    config = TrainerConfig(lora={"enabled": lora})
+    policy = Policy.from_model(tiny_model(), config)
+    assert policy.keeps_logits  # Qwen2's forward takes logits_to_keep
+    rows = make_rows(SHAPES)
+    micro = collate(rows)
+    seen = []
+    head = policy.model.get_output_embeddings()
+    handle = head.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[1]))
+
+    def run(keeps_logits):
+        policy.keeps_logits = keeps_logits
+        policy.model.zero_grad(set_to_none=True)
+        logprobs, entropy = policy.token_logprobs(micro, entropy_grad=True)
+        (logprobs.sum() + entropy.sum()).backward()
+        grads = [p.grad.clone() for p in policy.trainable_parameters()]
+        return logprobs.detach(), entropy.detach(), grads
+
+    windowed, full = run(True), run(False)
+    handle.remove()
+    longest_response = max(r for _, r in SHAPES)
+    assert seen == [longest_response + 1, micro.input_ids.shape[1]]  # 7 columns instead of 9 + 6
+    assert torch.allclose(windowed[0], full[0], atol=1e-6, rtol=0)
+    assert torch.allclose(windowed[1], full[1], atol=1e-5, rtol=0)
+    for a, b in zip(windowed[2], full[2]):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-5)
+
+
 # -- micro-batching invariance ------------------------------------------------------------
 @pytest.mark.parametrize("aggregation", ["token-mean", "seq-mean-token-mean"])
 def test_minibatch_gradient_is_the_same_in_1_or_3_micro_batches(aggregation):
@@ -105,7 +143,6 @@ def test_minibatch_gradient_is_the_same_in_1_or_3_micro_batches(aggregation):
     prepared = trainer.prepare(rows, advantages)
     prepared.old_logprobs += 0.1 * torch.randn(prepared.old_logprobs.shape, generator=torch.Generator().manual_seed(0))
     indices = np.arange(len(rows))
-    lengths = [p + r for p, r in SHAPES]  # 10, 12, 9, 9, 9, 9
 
     def gradients(budget):
         policy.model.zero_grad(set_to_none=True)
@@ -113,10 +150,10 @@ def test_minibatch_gradient_is_the_same_in_1_or_3_micro_batches(aggregation):
         return sums["loss"], [p.grad.clone() for p in policy.trainable_parameters()]
 
     assert len(make_micro_batches(rows, 1000, indices)) == 1
-    assert len(make_micro_batches(rows, 24, indices)) == 3
-    assert max(lengths) * 2 <= 24
+    # rows × (longest prompt + longest response): 2 × (9 + 4), 2 × (7 + 5), 2 × (8 + 6) ≤ 30
+    assert [m.num_rows for m in make_micro_batches(rows, 30, indices)] == [2, 2, 2]
     loss_1, grads_1 = gradients(1000)
-    loss_3, grads_3 = gradients(24)
+    loss_3, grads_3 = gradients(30)
     assert loss_3 == pytest.approx(loss_1, abs=1e-6)
     worst = max(float((a - b).abs().max()) for a, b in zip(grads_1, grads_3))
     assert worst <= 1e-6, worst

@@ -25,9 +25,11 @@ def token_nll(policy, rows):
     micro = collate(rows)
     with torch.no_grad():
         policy.model.eval()
-        logits = policy.model(input_ids=micro.input_ids, attention_mask=micro.attention_mask).logits
+        logits = policy.model(input_ids=micro.input_ids, attention_mask=micro.attention_mask,
+                              position_ids=micro.position_ids).logits
     nll = -torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, micro.input_ids[:, 1:, None]).squeeze(-1)
-    real = micro.attention_mask[:, 1:].bool()
+    real = micro.attention_mask.bool()
+    real = real[:, 1:] & real[:, :-1]  # a target token preceded by a real one (prompts are left-padded)
     response = micro.response_mask[:, 1:]
     return nll, real & ~response, response
 
