@@ -16,8 +16,9 @@ vocabulary size (49,152), where the logits are most of the activations.
 Torch runs one thread (``--threads``): on a busy 2-core machine two threads
 spin against each other. Compare the ratio within a run, not times across runs.
 
-    python benchmarks/update_speed.py               # ~4 min on 2 CPU cores
-    python benchmarks/update_speed.py --quick       # fewer rows and repeats
+    python benchmarks/update_speed.py               # ~14 min on 2 CPU cores (the 49k model is most of it)
+    python benchmarks/update_speed.py --quick       # 64 rows, 1 repeat (~5 min)
+    python benchmarks/update_speed.py --models tiny  # the quickstart model only (~1 min)
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def child(path: str, keep: bool, rows: int, response: int, threads: int) -> None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=256, help="step rows per update")
+    parser.add_argument("--rows", type=int, default=128, help="step rows per update")
     parser.add_argument("--response", type=int, default=8, help="longest response (tokens); lengths 1..this")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved updates per mode")
     parser.add_argument("--threads", type=int, default=1)
@@ -126,6 +127,7 @@ def main() -> None:
             path = build(name, Path(tmp))
             policy, trainer = trainer_for(path, args.threads)
             batch, advantages = rows_and_advantages(policy.model.config.vocab_size, args.rows, args.response)
+            trainer.update(batch, advantages)  # warm-up: first-call allocations are not timed
             times = {True: [], False: []}
             for _ in range(args.repeats):
                 for keep in (True, False):
