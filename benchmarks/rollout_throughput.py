@@ -122,7 +122,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--history-k", type=int, default=2)
     parser.add_argument("--max-prompt-tokens", type=int, default=1024)
-    parser.add_argument("--engines", default="hf,vllm", help="comma list of hf, vllm")
+    parser.add_argument("--engines", default="hf,vllm",
+                        help="comma list of hf, vllm, hf-every-row (HF prefilling every row, even a repeated prompt)")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma list of {', '.join(MODELS)}")
     parser.add_argument("--quick", action="store_true", help="4 tasks × K=2, 4 turns")
     parser.add_argument("--repeats", type=int, default=2, help="timed rollouts per setting; the fastest is shown")
@@ -188,10 +189,11 @@ def run(args, models: list[str], engines: list[str], workdir: Path, executors: l
             import ray
 
             ray.shutdown()
-    if "hf" in engines:  # HF first: vLLM sets process-wide thread and allocator options
+    for variant in [e for e in ("hf", "hf-every-row") if e in engines]:  # HF first: vLLM sets process-wide options
         for name in models:
             engine = HFEngine.from_pretrained(str(folders[name]), dtype="float32")
-            results.append(("hf", name, time_rollout(engine, engine.tokenizer, args)))
+            engine.prefill_unique = variant == "hf"
+            results.append((variant, name, time_rollout(engine, engine.tokenizer, args)))
             del engine
     if "vllm" in engines:
         ok, reason = vllm_available()
@@ -233,8 +235,8 @@ def print_engine_table(results) -> None:
               f"{r['engine_share']:.0%} | {r['prompt_share']:.0%} | {r['steps']} | {r['tokens']} | "
               f"{r['prompt_tokens']:.0f} |")
     print("\nenv steps/s and gen tokens/s (wall) count the whole rollout; (engine) divides by engine time only. "
-          "HFEngine prefills every step's whole prompt; vLLM reuses cached prefixes (shared by the K episodes "
-          "of a task and by consecutive turns).")
+          "HFEngine prefills each distinct prompt of a turn once (hf-every-row: every row); vLLM reuses cached "
+          "prefixes (shared by the K episodes of a task and by consecutive turns).")
 
 
 if __name__ == "__main__":

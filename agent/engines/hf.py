@@ -26,6 +26,9 @@ class HFEngine:
             module the trainer optimizes, then ``update_weights`` is a no-op.
         tokenizer: its tokenizer.
         max_batch_size: most sequences (prompts × n) per forward pass.
+        prefill_unique: prefill each distinct prompt of a batch once and copy its KV cache to
+            the rows that repeat it (a group's K episodes share their first prompt). False
+            prefills every row, as a baseline for ``benchmarks/rollout_throughput.py``.
 
     Example:
         >>> engine = HFEngine.from_pretrained("runs/tiny")
@@ -33,12 +36,13 @@ class HFEngine:
         >>> engine.generate([ids], n=2, sampling=Sampling(seed=0))[0][1].token_ids
     """
 
-    def __init__(self, model: torch.nn.Module, tokenizer, max_batch_size: int = 256):
+    def __init__(self, model: torch.nn.Module, tokenizer, max_batch_size: int = 256, prefill_unique: bool = True):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size={max_batch_size} must be >= 1")
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
+        self.prefill_unique = prefill_unique
         self.stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else self.stop_ids[0]
@@ -104,14 +108,13 @@ class HFEngine:
         self, prompts: list[list[int]], sampling: Sampling, generator: torch.Generator
     ) -> list[Completion]:
         device, batch = self.device, len(prompts)
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((batch, width), dtype=torch.long)
-        for row, p in enumerate(prompts):  # left padding: every prompt ends at the last column
-            input_ids[row, width - len(p) :] = torch.tensor(p)
-            attention_mask[row, width - len(p) :] = 1
-        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
-        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        # Identical prompts (a group's K episodes at their first turn, or after the same actions) are
+        # prefilled once; their KV cache and first logits are then copied to every row that asked.
+        first_row: dict[tuple[int, ...], int] = {}
+        source = [first_row.setdefault(tuple(p), len(first_row)) for p in prompts]
+        unique = [list(p) for p in first_row]
+        expand = torch.tensor(source, device=device) if self.prefill_unique and len(unique) < batch else None
+        input_ids, attention_mask, position_ids = self._left_padded(unique if expand is not None else prompts)
         stop = torch.tensor(self.stop_ids, device=device)
 
         out_tokens = torch.empty((batch, 0), dtype=torch.long, device=device)
@@ -130,6 +133,17 @@ class HFEngine:
             )
             past = output.past_key_values
             logits = output.logits[:, -1, :].float()
+            if expand is not None:  # after the prefill of the unique prompts: one row per prompt again
+                if not hasattr(past, "batch_select_indices"):  # a cache that cannot be expanded: prefill all
+                    expand = None
+                    input_ids, attention_mask, position_ids = self._left_padded(prompts)
+                    output = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                                        use_cache=True, **self._last_logits_only)
+                    past, logits = output.past_key_values, output.logits[:, -1, :].float()
+                else:
+                    past.batch_select_indices(expand)
+                    logits, attention_mask, position_ids = logits[expand], attention_mask[expand], position_ids[expand]
+                    expand = None
             token = _sample(logits, sampling, generator)
             logprob = torch.log_softmax(logits, dim=-1).gather(-1, token[:, None])[:, 0]
             token = torch.where(finished, self.pad_id, token)
@@ -157,6 +171,17 @@ class HFEngine:
                 )
             )
         return completions
+
+    def _left_padded(self, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``input_ids``, ``attention_mask``, ``position_ids`` on the device; every prompt ends at the last column."""
+        width = max(len(p) for p in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, p in enumerate(prompts):
+            input_ids[row, width - len(p) :] = torch.tensor(p)
+            attention_mask[row, width - len(p) :] = 1
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        return input_ids, attention_mask, (attention_mask.cumsum(-1) - 1).clamp(min=0)
 
     # -- weights --------------------------------------------------------------
     @torch.no_grad()

@@ -32,6 +32,26 @@ def test_logprobs_equal_teacher_forcing(tiny_model_dir, prompts):
     assert worst <= 1e-5
 
 
+def test_identical_prompts_are_prefilled_once(hf_engine, prompts):
+    a, b = prompts[1], prompts[2]
+    batch_rows = []
+    handle = hf_engine.model.register_forward_pre_hook(
+        lambda module, args, kwargs: batch_rows.append(kwargs["input_ids"].shape), with_kwargs=True)
+    try:
+        out = hf_engine.generate([a, a, b, a], sampling=Sampling(temperature=0, max_new_tokens=6))
+        sampled = hf_engine.generate([a], n=4, sampling=Sampling(temperature=1.0, max_new_tokens=6, seed=3))
+    finally:
+        handle.remove()
+    assert batch_rows[0] == (2, len(a))  # the prefill: 2 unique prompts, as wide as the longest
+    assert all(shape == (4, 1) for shape in batch_rows[1:len(out[0][0].token_ids)])  # then one row per prompt
+    for prompt, (completion,) in zip([a, a, b, a], out):
+        (alone,) = hf_engine.generate([prompt], sampling=Sampling(temperature=0, max_new_tokens=6))[0]
+        assert completion.token_ids == alone.token_ids
+        assert completion.logprobs == pytest.approx(alone.logprobs, abs=1e-5)
+    # the copies of one prompt are sampled independently
+    assert len({tuple(c.token_ids) for c in sampled[0]}) > 1
+
+
 def test_seeded_calls_repeat_and_seeds_differ(hf_engine, prompts):
     sampling = Sampling(max_new_tokens=12, seed=7)
     first = hf_engine.generate(prompts, n=2, sampling=sampling)
