@@ -52,6 +52,26 @@ def test_identical_prompts_are_prefilled_once(hf_engine, prompts):
     assert len({tuple(c.token_ids) for c in sampled[0]}) > 1
 
 
+def test_a_cache_that_cannot_be_copied_falls_back_to_prefilling_every_row(hf_engine, prompts, monkeypatch):
+    from transformers.cache_utils import Cache
+
+    a, b = prompts[1], prompts[2]
+    sampling = Sampling(temperature=1.0, max_new_tokens=6, seed=4)
+    copied = hf_engine.generate([a, a, b], sampling=sampling)
+    monkeypatch.delattr(Cache, "batch_select_indices")
+    batch_rows = []
+    handle = hf_engine.model.register_forward_pre_hook(
+        lambda module, args, kwargs: batch_rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+    try:
+        fallback = hf_engine.generate([a, a, b], sampling=sampling)
+    finally:
+        handle.remove()
+    assert batch_rows[:2] == [2, 3]  # the unique prefill, then every row's
+    for x, y in zip(copied, fallback):
+        assert x[0].token_ids == y[0].token_ids
+        assert x[0].logprobs == pytest.approx(y[0].logprobs, abs=1e-5)
+
+
 def test_seeded_calls_repeat_and_seeds_differ(hf_engine, prompts):
     sampling = Sampling(max_new_tokens=12, seed=7)
     first = hf_engine.generate(prompts, n=2, sampling=sampling)
