@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agent.engines.base import resolve_dtype
+from agent.engines.base import forward_takes, resolve_dtype
 from trainer.batching import MicroBatch, make_micro_batches, pad_right, row_token_ids
 from trainer.config import TrainerConfig
 from trainer.loss import aggregate, entropy_from_logits, kl_k3, policy_loss
@@ -84,8 +83,8 @@ class Policy:
         self.device = torch.device(device)
         self.dtype = dtype
         self.is_lora = _is_peft(model)
-        self.keeps_logits = _forward_takes(model, "logits_to_keep")
-        self.takes_positions = _forward_takes(model, "position_ids")
+        self.keeps_logits = forward_takes(model, "logits_to_keep")
+        self.takes_positions = forward_takes(model, "position_ids")
 
     @classmethod
     def from_model(cls, model: torch.nn.Module, config: TrainerConfig) -> Policy:
@@ -182,7 +181,7 @@ class Policy:
     def _inputs(self, micro: MicroBatch, module: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
         """Forward inputs; ``position_ids`` when ``module`` takes them (left padding must not shift positions)."""
         inputs = {"input_ids": micro.input_ids, "attention_mask": micro.attention_mask}
-        takes = self.takes_positions if module is None else _forward_takes(module, "position_ids")
+        takes = self.takes_positions if module is None else forward_takes(module, "position_ids")
         if takes:
             inputs["position_ids"] = micro.position_ids
         return inputs
@@ -290,15 +289,6 @@ class Policy:
         """A frozen copy of this policy in the compute dtype (the full fine-tuning reference model)."""
         model = copy.deepcopy(self.model).to(self.dtype).requires_grad_(False).eval()
         return Policy(model, device=self.device, dtype=self.dtype)
-
-
-def _forward_takes(model: torch.nn.Module, argument: str) -> bool:
-    """Whether the (base) model's forward takes ``argument`` (``logits_to_keep``, ``position_ids``)."""
-    base = model.get_base_model() if _is_peft(model) else model
-    try:
-        return argument in inspect.signature(base.forward).parameters
-    except (TypeError, ValueError):  # pragma: no cover - a forward without a signature
-        return False
 
 
 def _is_peft(model: torch.nn.Module) -> bool:

@@ -15,9 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+import inspect
+
 import torch
 
-__all__ = ["Completion", "Sampling", "Engine", "default_device", "resolve_dtype"]
+__all__ = ["Completion", "Sampling", "Engine", "default_device", "resolve_dtype", "forward_takes"]
 
 FinishReason = Literal["stop", "length"]
 
@@ -112,6 +114,18 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device | str) -> torch
     if dtype not in _DTYPES:
         raise ValueError(f"dtype={dtype!r} is not one of 'auto', {', '.join(map(repr, _DTYPES))}")
     return _DTYPES[dtype]
+
+
+def forward_takes(model: torch.nn.Module, argument: str) -> bool:
+    """Whether a causal LM's forward (the base model's, under a peft wrapper) takes ``argument``.
+
+    Used for ``logits_to_keep`` (logits for the last positions only) and ``position_ids``.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        return argument in inspect.signature(base.forward).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a forward without a signature
+        return False
 
 
 def stop_token_ids(tokenizer, generation_config=None) -> list[int]:

@@ -8,12 +8,11 @@ log-prob of each sampled token under the model at temperature 1.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 
 import torch
 
-from agent.engines.base import Completion, Sampling, stop_token_ids
+from agent.engines.base import Completion, Sampling, forward_takes, stop_token_ids
 
 __all__ = ["HFEngine"]
 
@@ -47,9 +46,7 @@ class HFEngine:
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else self.stop_ids[0]
         # only the last position is sampled: skip the [batch, prompt_len, vocab] logits where the model allows it
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT wraps the HF model
-        forward_args = inspect.signature(base.forward).parameters
-        self._last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in forward_args else {}
+        self._last_logits_only = {"logits_to_keep": 1} if forward_takes(model, "logits_to_keep") else {}
 
     @classmethod
     def from_pretrained(
