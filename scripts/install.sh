@@ -15,6 +15,14 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     echo "note: chromium/chromedriver not installed (needs root: apt-get install chromium chromium-driver); browser tests will skip"
   fi
 fi
+# The venv takes ~4.5 GB (torch, vLLM, Ray, Chromium's driver aside); say so up front when the disk is
+# short, rather than leave pip's "No space left on device" halfway through as the only clue.
+if [ ! -e "$VENV/.steprl-installed" ]; then
+  free_kb=$(df -Pk . 2>/dev/null | awk 'NR==2 {print $4}')
+  if [ -n "$free_kb" ] && [ "$free_kb" -lt $((6 * 1024 * 1024)) ]; then
+    echo "warning: $((free_kb / 1024)) MB free on $(df -P . | awk 'NR==2 {print $6}'); installing steprl needs about 6 GB (venv and pip's temporary files)" >&2
+  fi
+fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 PIP="$VENV/bin/python -m pip"
 export PIP_DISABLE_PIP_VERSION_CHECK=1

@@ -134,6 +134,20 @@ def test_lm_head_runs_on_the_response_columns_only_with_the_same_logprobs_and_gr
         assert torch.allclose(a, b, atol=1e-6, rtol=1e-5)
 
 
+def test_an_empty_response_scores_nothing_and_leaves_the_other_rows_alone():
+    policy = Policy.from_model(tiny_model(), TrainerConfig())
+    rows = make_rows([(5, 3), (7, 0), (4, 2)], seed=2)
+    with torch.no_grad():
+        together, entropy = policy.token_logprobs(collate(rows))
+        only_empty, _ = policy.token_logprobs(collate([rows[1]]))
+        for i in (0, 2):
+            alone, _ = policy.token_logprobs(collate([rows[i]]))
+            n = len(rows[i].response_ids)
+            assert torch.allclose(together[i, :n], alone[0], atol=1e-6, rtol=0)
+    assert together.shape == (3, 3) and torch.all(together[1] == 0) and torch.all(entropy[1] == 0)
+    assert only_empty.shape == (1, 0)
+
+
 # -- micro-batching invariance ------------------------------------------------------------
 @pytest.mark.parametrize("aggregation", ["token-mean", "seq-mean-token-mean"])
 def test_minibatch_gradient_is_the_same_in_1_or_3_micro_batches(aggregation):
