@@ -104,14 +104,16 @@ def row_token_ids(row) -> tuple[Sequence[int], Sequence[int]]:
     )
 
 
-def pad_right(sequences: Sequence[Sequence], pad_value=0, dtype=torch.long, width: int | None = None) -> torch.Tensor:
-    """Right-pad lists to ``[len(sequences), width]`` (default: the longest), vectorized."""
+def pad_right(sequences: Sequence[Sequence], pad_value=0, dtype=torch.long, width: int | None = None,
+              *, left: bool = False) -> torch.Tensor:
+    """Right-pad lists to ``[len(sequences), width]`` (default: the longest), vectorized; ``left`` pads on the left."""
     lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
     width = int(lengths.max(initial=0)) if width is None else width
     np_dtype = torch.empty((), dtype=dtype).numpy().dtype
     flat = np.fromiter(chain.from_iterable(sequences), dtype=np_dtype, count=int(lengths.sum()))
     out = np.full((len(sequences), width), pad_value, dtype=np_dtype)
-    out[np.arange(width) < lengths[:, None]] = flat
+    columns = np.arange(width)
+    out[columns >= width - lengths[:, None] if left else columns < lengths[:, None]] = flat
     return torch.from_numpy(out)
 
 
@@ -131,19 +133,17 @@ def plan_micro_batches(
     if prompt_lengths.shape != response_lengths.shape:
         raise ValueError(f"{prompt_lengths.size} prompt lengths but {response_lengths.size} response lengths")
     order = np.argsort(-(prompt_lengths + response_lengths), kind="stable")
+    prompts, responses = prompt_lengths[order], response_lengths[order]
     groups: list[np.ndarray] = []
     start = 0
-    longest_prompt = longest_response = 0
-    for end, i in enumerate(order.tolist()):
-        prompt = max(longest_prompt, int(prompt_lengths[i]))
-        response = max(longest_response, int(response_lengths[i]))
-        if end > start and (end + 1 - start) * max(prompt + response, 1) > token_budget:
-            groups.append(order[start:end])
-            start = end
-            prompt, response = int(prompt_lengths[i]), int(response_lengths[i])
-        longest_prompt, longest_response = prompt, response
-    if start < order.size:
-        groups.append(order[start:])
+    while start < order.size:
+        # a group holds at most `token_budget` rows (each costs ≥ 1); its cost grows with every row added
+        stop = min(order.size, start + token_budget)
+        widths = np.maximum.accumulate(prompts[start:stop]) + np.maximum.accumulate(responses[start:stop])
+        cost = np.arange(1, stop - start + 1) * np.maximum(widths, 1)
+        size = max(int(np.searchsorted(cost, token_budget, side="right")), 1)
+        groups.append(order[start : start + size])
+        start += size
     return groups
 
 
@@ -159,12 +159,9 @@ def collate(rows: Sequence, indices: Sequence[int] | np.ndarray | None = None, p
         responses.append(response)
     prompt_lengths = torch.tensor([len(p) for p in prompts], dtype=torch.long)
     response_lengths = torch.tensor([len(r) for r in responses], dtype=torch.long)
-    prompt_ids = pad_right(prompts, pad_value=pad_id)
+    prompt_ids = pad_right(prompts, pad_value=pad_id, left=True)
     width = prompt_ids.shape[1]
-    # Right-padded prompts → left-padded: roll each row right by its padding.
-    shift = width - prompt_lengths
-    source = (torch.arange(width) - shift[:, None]) % max(width, 1)
-    prompt_ids = prompt_ids.gather(1, source)
+    shift = width - prompt_lengths  # left padding of each row
     response_ids = pad_right(responses, pad_value=pad_id)
     input_ids = torch.cat([prompt_ids, response_ids], dim=1)
     columns = torch.arange(input_ids.shape[1])
