@@ -105,42 +105,14 @@ class HFEngine:
         self, prompts: list[list[int]], sampling: Sampling, generator: torch.Generator
     ) -> list[Completion]:
         device, batch = self.device, len(prompts)
-        # Identical prompts (a group's K episodes at their first turn, or after the same actions) are
-        # prefilled once; their KV cache and first logits are then copied to every row that asked.
-        first_row: dict[tuple[int, ...], int] = {}
-        source = [first_row.setdefault(tuple(p), len(first_row)) for p in prompts]
-        unique = [list(p) for p in first_row]
-        expand = torch.tensor(source, device=device) if self.prefill_unique and len(unique) < batch else None
-        input_ids, attention_mask, position_ids = self._left_padded(unique if expand is not None else prompts)
+        past, logits, attention_mask, position_ids = self._prefill(prompts)
         stop = torch.tensor(self.stop_ids, device=device)
 
         out_tokens = torch.empty((batch, 0), dtype=torch.long, device=device)
         out_logprobs = torch.empty((batch, 0), dtype=torch.float32, device=device)
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
         lengths = torch.zeros(batch, dtype=torch.long, device=device)
-        past = None
-        for _ in range(sampling.max_new_tokens):
-            output = self.model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                position_ids=position_ids,
-                past_key_values=past,
-                use_cache=True,
-                **self._last_logits_only,
-            )
-            past = output.past_key_values
-            logits = output.logits[:, -1, :].float()
-            if expand is not None:  # after the prefill of the unique prompts: one row per prompt again
-                if not hasattr(past, "batch_select_indices"):  # a cache that cannot be expanded: prefill all
-                    expand = None
-                    input_ids, attention_mask, position_ids = self._left_padded(prompts)
-                    output = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                                        use_cache=True, **self._last_logits_only)
-                    past, logits = output.past_key_values, output.logits[:, -1, :].float()
-                else:
-                    past.batch_select_indices(expand)
-                    logits, attention_mask, position_ids = logits[expand], attention_mask[expand], position_ids[expand]
-                    expand = None
+        for step in range(sampling.max_new_tokens):
             token = _sample(logits, sampling, generator)
             logprob = torch.log_softmax(logits, dim=-1).gather(-1, token[:, None])[:, 0]
             token = torch.where(finished, self.pad_id, token)
@@ -148,11 +120,11 @@ class HFEngine:
             out_logprobs = torch.cat([out_logprobs, logprob[:, None]], dim=1)
             lengths += (~finished).long()
             finished |= torch.isin(token, stop)
-            if bool(finished.all()):
+            if bool(finished.all()) or step == sampling.max_new_tokens - 1:
                 break
-            input_ids = token[:, None]
             attention_mask = torch.cat([attention_mask, torch.ones((batch, 1), dtype=torch.long, device=device)], dim=1)
             position_ids = position_ids[:, -1:] + 1
+            past, logits = self._forward(token[:, None], attention_mask, position_ids, past)
 
         tokens, logprobs, lengths = out_tokens.tolist(), out_logprobs.tolist(), lengths.tolist()
         completions = []
@@ -168,6 +140,32 @@ class HFEngine:
                 )
             )
         return completions
+
+    def _forward(self, input_ids, attention_mask, position_ids, past):
+        """One cached forward pass: ``(past_key_values, fp32 logits of the last position)``."""
+        output = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                            past_key_values=past, use_cache=True, **self._last_logits_only)
+        return output.past_key_values, output.logits[:, -1, :].float()
+
+    def _prefill(self, prompts: list[list[int]]):
+        """``(past_key_values, last logits, attention_mask, position_ids)``, one row per prompt.
+
+        Identical prompts (a group's K episodes at their first turn, or after the same
+        actions) are prefilled once; their KV cache and logits are then copied to every
+        row that asked. A cache that cannot be copied across rows falls back to every row.
+        """
+        first_row: dict[tuple[int, ...], int] = {}
+        source = [first_row.setdefault(tuple(p), len(first_row)) for p in prompts]
+        if self.prefill_unique and len(first_row) < len(prompts):
+            input_ids, attention_mask, position_ids = self._left_padded([list(p) for p in first_row])
+            past, logits = self._forward(input_ids, attention_mask, position_ids, None)
+            if hasattr(past, "batch_select_indices"):
+                expand = torch.tensor(source, device=self.device)
+                past.batch_select_indices(expand)
+                return past, logits[expand], attention_mask[expand], position_ids[expand]
+        input_ids, attention_mask, position_ids = self._left_padded(prompts)
+        past, logits = self._forward(input_ids, attention_mask, position_ids, None)
+        return past, logits, attention_mask, position_ids
 
     def _left_padded(self, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``input_ids``, ``attention_mask``, ``position_ids`` on the device; every prompt ends at the last column."""
