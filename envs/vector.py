@@ -212,7 +212,7 @@ class _VectorAPI:
                 raise ValueError(f"send got env index {i!r}; indices run from 0 to {self.num_envs - 1}")
             if action is None:
                 raise ValueError(f"send got None for env {i}: leave an env out of the mapping to skip it")
-        busy = sorted(set(actions) & self.in_flight)
+        busy = sorted(self._in_flight.intersection(actions))
         if busy:
             raise RuntimeError(f"envs {busy} already have an action in flight: recv() it first")
         if actions:
@@ -227,7 +227,7 @@ class _VectorAPI:
         (``info["reset"] = True``), a crash gives ``truncated=True`` with
         ``info["env_error"]``. Raises ``RuntimeError`` when nothing is in flight.
         """
-        if not self.in_flight:
+        if not self._in_flight:
             raise RuntimeError("recv() with no env in flight: send() actions first")
         results = self._recv()
         self._in_flight.difference_update(results)

@@ -211,11 +211,13 @@ def play_scripted(vector_env, make_policy: Callable[[int], Callable[[str, dict],
         if bar is not None:
             bar.update(1)
 
+    def start(i: int, group: int, task: int, failed: int) -> None:
+        starting[i] = (group, task, failed)
+        sends[i] = Reset(derive_seed(seed, 0, group), {"task": task})
+
     def next_task(i: int) -> None:
         if pending:
-            group, task = pending.popleft()
-            starting[i] = (group, task, 0)
-            sends[i] = Reset(derive_seed(seed, 0, group), {"task": task})
+            start(i, *pending.popleft(), 0)
 
     for i in range(vector_env.num_envs):
         next_task(i)
@@ -232,8 +234,7 @@ def play_scripted(vector_env, make_policy: Callable[[int], Callable[[str, dict],
                     ep = running[i] = _Running(task, group, make_policy(task), obs, info)
                     sends[i] = ep.policy(ep.observation, ep.info)
                 elif failed < reset_retries:  # the env was rebuilt: try once more
-                    starting[i] = (group, task, failed + 1)
-                    sends[i] = Reset(derive_seed(seed, 0, group), {"task": task})
+                    start(i, group, task, failed + 1)
                 else:  # the env could not start the episode: a failure with no turns
                     finish(group, EpisodeOutcome(
                         task=task, seed=seed, sample=0, success=False, reward=0.0, turns=0, invalid=0,
