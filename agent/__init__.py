@@ -1,6 +1,6 @@
 """steprl agent: the LLM policy in multi-turn text environments.
 
-    from agent import AgentConfig, PromptBuilder, make_engine, rollout
+    from steprl.agent import AgentConfig, PromptBuilder, make_engine, rollout
 
     config = AgentConfig(model="models/tiny", engine="hf", history_k=4)
     engine = make_engine(config)
@@ -14,11 +14,11 @@ Pieces: :mod:`agent.prompts` (prompt + token budget), :mod:`agent.parsing`
 See docs/agent.md.
 """
 
-from agent.config import AgentConfig
-from agent.engines import Completion, Engine, HFEngine, Sampling, VLLMEngine, make_engine
-from agent.parsing import ParsedResponse, parse_response
-from agent.prompts import Prompt, PromptBuilder
-from agent.rollout import FailedStart, StepRow, TrajectoryBatch, rollout
+from steprl.agent.config import AgentConfig
+from steprl.agent.engines import Completion, Engine, HFEngine, Sampling, VLLMEngine, make_engine
+from steprl.agent.parsing import ParsedResponse, parse_response
+from steprl.agent.prompts import Prompt, PromptBuilder
+from steprl.agent.rollout import FailedStart, StepRow, TrajectoryBatch, rollout
 
 __all__ = [
     "AgentConfig",

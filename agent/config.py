@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.engines.base import Sampling
+from steprl.agent.engines.base import Sampling
 
 __all__ = ["AgentConfig"]
 

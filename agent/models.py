@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from agent.engines.base import default_device, resolve_dtype
+from steprl.agent.engines.base import default_device, resolve_dtype
 
 __all__ = [
     "load_model",
@@ -90,7 +90,7 @@ def collect_env_text(
     the env has one) and random admissible actions. ``env_kwargs`` go to
     :func:`envs.make` (the run's ``env.kwargs``: difficulty, levels, ...).
     """
-    import envs
+    from steprl import envs
 
     rng = random.Random(seed)
     env = envs.make(env_id, split="train", **{"num_tasks": num_tasks, **(env_kwargs or {})})
@@ -126,7 +126,7 @@ def _format_texts(response_formats: Sequence[str] = TEXT_FORMATS) -> list[str]:
     a run never shows (e.g. the tool-call prompts for a text game) would change the model
     for nothing.
     """
-    from agent.prompts import DEFAULT_SYSTEM_PROMPTS, FORMAT_INSTRUCTIONS
+    from steprl.agent.prompts import DEFAULT_SYSTEM_PROMPTS, FORMAT_INSTRUCTIONS
 
     unknown = [f for f in response_formats if f not in DEFAULT_SYSTEM_PROMPTS]
     if unknown:

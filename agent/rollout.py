@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from agent.engines.base import Engine, Sampling
-from agent.parsing import parse_response
-from agent.prompts import PromptBuilder
+from steprl.agent.engines.base import Engine, Sampling
+from steprl.agent.parsing import parse_response
+from steprl.agent.prompts import PromptBuilder
 
 __all__ = ["StepRow", "TrajectoryBatch", "FailedStart", "rollout", "anchor_key", "derive_seed"]
 
@@ -200,7 +200,7 @@ class TrajectoryBatch:
         step was made, so credit does no string work); ``text_anchors=True`` passes the
         anchor texts instead, which GiGPO's similarity mode needs.
         """
-        import credit  # lazy: agent does not depend on credit
+        from steprl import credit  # lazy: agent does not depend on credit
 
         rows = self.rows
         return credit.StepBatch(

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.rollout import TrajectoryBatch, derive_seed
+from steprl.agent.rollout import TrajectoryBatch, derive_seed
 
 __all__ = ["RolloutWorker", "RolloutWorkers", "merge_batches"]
 
@@ -82,10 +82,10 @@ class RolloutWorker:
                  env_workers: int = 0, env_actor_options: dict | None = None):
         import torch
 
-        from agent.config import AgentConfig
-        from agent.engines import make_engine
-        from agent.prompts import PromptBuilder
-        from envs.vector import make_vector_env
+        from steprl.agent.config import AgentConfig
+        from steprl.agent.engines import make_engine
+        from steprl.agent.prompts import PromptBuilder
+        from steprl.envs.vector import make_vector_env
 
         if torch_threads:
             torch.set_num_threads(torch_threads)
@@ -96,7 +96,7 @@ class RolloutWorker:
 
     def rollout(self, tasks: list[int], k: int, max_turns: int, sampling=None, seed: int = 0) -> TrajectoryBatch:
         """:func:`agent.rollout.rollout` on this replica's envs and engine."""
-        from agent.rollout import rollout
+        from steprl.agent.rollout import rollout
 
         if not tasks:
             return TrajectoryBatch([], {})
@@ -181,7 +181,7 @@ class RolloutWorkers:
         env_workers: int = 0,
         env_actor_options: dict | None = None,
     ):
-        from envs.ray_vector import init_ray
+        from steprl.envs.ray_vector import init_ray
 
         if num_workers < 1:
             raise ValueError(f"num_workers={num_workers} must be >= 1")
@@ -262,7 +262,7 @@ class RolloutWorkers:
         return self._ray.get([actor.pid.remote() for actor in self.actors], timeout=self.timeout)
 
     def close(self) -> None:
-        from envs.ray_vector import close_actors
+        from steprl.envs.ray_vector import close_actors
 
         close_actors(self._ray, getattr(self, "actors", []), timeout=30)
         self.actors = []

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import credit
+from steprl import credit
 
 TRAJECTORIES_PER_GROUP = 8
 MAX_STEPS = 50

@@ -37,7 +37,7 @@ import time
 
 import numpy as np
 
-import envs
+from steprl import envs
 
 ENV_ID = "textworld/coin_collector-v0"
 

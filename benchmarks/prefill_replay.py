@@ -47,7 +47,7 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from agent.engines import HFEngine, Sampling
+    from steprl.agent.engines import HFEngine, Sampling
 
     torch.set_num_threads(args.threads)
     episodes = args.episodes or max((args.run / "episodes").glob("iter_*.jsonl"))

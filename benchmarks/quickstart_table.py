@@ -30,7 +30,7 @@ import numpy as np
 def run(overrides: list[str]) -> tuple[dict, float]:
     """(summary, wall seconds) of one run; a finished run directory is read instead (wall from its summary)."""
     from steprl.config import load_run_config
-    from trainer.loop import RLRun
+    from steprl.trainer.loop import RLRun
 
     run_dir = Path(next(o.split("=", 1)[1] for o in overrides if o.startswith("run.dir=")))
     if (run_dir / "summary.json").exists():

@@ -78,11 +78,11 @@ def machine_header() -> str:
 
 
 def time_rollout(engine, tokenizer, args, executor: str = "local") -> dict:
-    import envs
-    from agent.engines import Sampling
-    from agent.prompts import PromptBuilder
-    from agent.rollout import rollout
-    from envs.vector import make_vector_env
+    from steprl import envs
+    from steprl.agent.engines import Sampling
+    from steprl.agent.prompts import PromptBuilder
+    from steprl.agent.rollout import rollout
+    from steprl.envs.vector import make_vector_env
 
     builder = PromptBuilder(tokenizer, history_k=args.history_k, max_prompt_tokens=args.max_prompt_tokens)
     sampling = Sampling(temperature=1.0, max_new_tokens=args.max_new_tokens)
@@ -162,9 +162,9 @@ def main(argv=None) -> int:
 
 
 def run(args, models: list[str], engines: list[str], workdir: Path, executors: list[str] = ()) -> int:
-    from agent.engines import HFEngine
-    from agent.engines.vllm import vllm_available
-    from agent.models import build_tiny_model
+    from steprl.agent.engines import HFEngine
+    from steprl.agent.engines.vllm import vllm_available
+    from steprl.agent.models import build_tiny_model
 
     print(machine_header())
     print(f"workload: {args.env}, {args.tasks} tasks × K={args.k} = {args.tasks * args.k} envs in lockstep, "
@@ -200,7 +200,7 @@ def run(args, models: list[str], engines: list[str], workdir: Path, executors: l
         if not ok:
             print(f"skipping vLLM: {reason}")
         else:
-            from agent.engines.vllm import VLLMEngine
+            from steprl.agent.engines.vllm import VLLMEngine
 
             for name in models:
                 engine = VLLMEngine(str(folders[name]), dtype="float32",

@@ -67,8 +67,8 @@ def rows_and_advantages(vocab: int, n: int, response: int, seed: int = 0):
 def trainer_for(path: Path, threads: int):
     import torch
 
-    from trainer.config import TrainerConfig
-    from trainer.policy import PolicyTrainer, load_policy
+    from steprl.trainer.config import TrainerConfig
+    from steprl.trainer.policy import PolicyTrainer, load_policy
 
     torch.set_num_threads(threads)
     config = TrainerConfig(lr=1e-4, minibatch_size=64, micro_batch_tokens=16384, ppo_epochs=1, device="cpu",

@@ -23,7 +23,7 @@ class CreditConfig(BaseModel):
 
     @model_validator(mode="after")
     def _known_estimator_and_params(self) -> "CreditConfig":
-        from credit.registry import check_params
+        from steprl.credit.registry import check_params
 
         try:
             check_params(self.estimator, self.params)

@@ -8,11 +8,11 @@
 See ``ARCHITECTURE.md`` (Environment contract) and ``docs/custom-environments.md``.
 """
 
-from envs.checker import EnvContractError, check_env
-from envs.core import INVALID_ACTION_OBS, RESET_INFO_KEYS, SPLITS, STEP_INFO_KEYS, InvalidAction, TextEnv, TextSpace
-from envs.registration import ENTRY_POINT_GROUP, EnvFactory, EnvSpec, load_plugins, make, make_fn, register, registry, spec
-from envs.vector import Reset, TextVectorEnv, make_vector_env
-from envs.wrappers import ActionHistory, TimeLimit
+from steprl.envs.checker import EnvContractError, check_env
+from steprl.envs.core import INVALID_ACTION_OBS, RESET_INFO_KEYS, SPLITS, STEP_INFO_KEYS, InvalidAction, TextEnv, TextSpace
+from steprl.envs.registration import ENTRY_POINT_GROUP, EnvFactory, EnvSpec, load_plugins, make, make_fn, register, registry, spec
+from steprl.envs.vector import Reset, TextVectorEnv, make_vector_env
+from steprl.envs.wrappers import ActionHistory, TimeLimit
 
 __all__ = [
     "TextEnv", "TextSpace", "SPLITS", "RESET_INFO_KEYS", "STEP_INFO_KEYS", "INVALID_ACTION_OBS", "InvalidAction",
@@ -25,8 +25,8 @@ __all__ = [
 import importlib as _importlib  # noqa: E402
 import importlib.util as _importlib_util  # noqa: E402
 
-import envs.textworld  # noqa: E402,F401
+import steprl.envs.textworld  # noqa: E402,F401
 
-for _family in ("envs.web", "envs.tools", "envs.alfworld"):
+for _family in ("steprl.envs.web", "steprl.envs.tools", "steprl.envs.alfworld"):
     if _importlib_util.find_spec(_family) is not None:
         _importlib.import_module(_family)

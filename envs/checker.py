@@ -16,7 +16,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from envs.core import RESET_INFO_KEYS, STEP_INFO_KEYS
+from steprl.envs.core import RESET_INFO_KEYS, STEP_INFO_KEYS
 
 __all__ = ["check_env", "EnvContractError", "bad_actions"]
 

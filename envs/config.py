@@ -47,7 +47,7 @@ class EnvConfig(BaseModel):
     @field_validator("id")
     @classmethod
     def _known_id(cls, value: str) -> str:
-        import envs
+        from steprl import envs
 
         try:
             envs.spec(value)
@@ -71,7 +71,7 @@ class EnvConfig(BaseModel):
 
     def make_vector_env(self, split: str, num_tasks: int, count: int):
         """A vector env of ``count`` envs on ``split``, run by this config's executor."""
-        from envs.vector import make_vector_env
+        from steprl.envs.vector import make_vector_env
 
         return make_vector_env(self.make_fns(split, num_tasks, count), self.resolved_executor, self.num_workers,
                                ray_address=self.ray.address, ray_actor_options={"num_cpus": self.ray.actor_cpus},
@@ -79,7 +79,7 @@ class EnvConfig(BaseModel):
 
     def make_fns(self, split: str, num_tasks: int, count: int) -> list:
         """``count`` picklable constructors of this env on ``split``."""
-        import envs
+        from steprl import envs
 
         return [envs.make_fn(self.id, split=split, num_tasks=num_tasks, max_episode_steps=self.max_turns,
                              **self.kwargs) for _ in range(count)]

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.vector import EnvFn, _crash_result, _EnvSlot, _VectorAPI
+from steprl.envs.vector import EnvFn, _crash_result, _EnvSlot, _VectorAPI
 
 __all__ = ["RayVectorEnv", "init_ray", "close_actors"]
 

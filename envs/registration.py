@@ -129,7 +129,7 @@ def make(env_id: str, *, max_episode_steps: int | None = None, **kwargs: Any) ->
     ``kwargs`` override the registered defaults; ``max_episode_steps`` overrides
     the registered time limit (0 disables it).
     """
-    from envs.wrappers import TimeLimit
+    from steprl.envs.wrappers import TimeLimit
 
     env_spec = spec(env_id)
     env = env_spec.load()(**{**env_spec.kwargs, **kwargs})

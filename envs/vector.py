@@ -498,7 +498,7 @@ def make_vector_env(
         raise ValueError(f"executor={executor!r} needs num_workers >= 1, got {num_workers}")
     if executor == "process":
         return TextVectorEnv(env_fns, num_workers=num_workers)
-    from envs.ray_vector import RayVectorEnv  # lazy: Ray is an optional extra
+    from steprl.envs.ray_vector import RayVectorEnv  # lazy: Ray is an optional extra
 
     return RayVectorEnv(env_fns, num_actors=num_workers, address=ray_address, actor_options=ray_actor_options,
                         timeout=ray_timeout)

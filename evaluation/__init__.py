@@ -1,6 +1,6 @@
 """Evaluation: success rates on held-out splits, with reference agents, reports, plots and a viewer.
 
-    from evaluation import evaluate, compare, Report, plot_run, write_viewer
+    from steprl.evaluation import evaluate, compare, Report, plot_run, write_viewer
 
     report = evaluate("runs/quickstart", split="test", episodes=200)   # -> Report
     report.save("runs/quickstart/eval_test")                           # report.json + report.md
@@ -11,12 +11,12 @@
 See docs/evaluation.md.
 """
 
-from evaluation.agent_eval import evaluate_agent
-from evaluation.baselines import ExpertPolicy, RandomPolicy, run_policy
-from evaluation.evaluate import evaluate, resolve_model, weights_sha256
-from evaluation.plots import plot_run
-from evaluation.report import AgentResult, Comparison, ModelInfo, Protocol, Report, compare, pass_at_k, wilson_interval
-from evaluation.viewer import write_viewer
+from steprl.evaluation.agent_eval import evaluate_agent
+from steprl.evaluation.baselines import ExpertPolicy, RandomPolicy, run_policy
+from steprl.evaluation.evaluate import evaluate, resolve_model, weights_sha256
+from steprl.evaluation.plots import plot_run
+from steprl.evaluation.report import AgentResult, Comparison, ModelInfo, Protocol, Report, compare, pass_at_k, wilson_interval
+from steprl.evaluation.viewer import write_viewer
 
 __all__ = [
     "evaluate_agent", "run_policy", "ExpertPolicy", "RandomPolicy",

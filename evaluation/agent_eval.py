@@ -21,7 +21,7 @@ def evaluate_agent(vector_env, engine, prompt_builder, num_tasks: int, *, max_tu
     ``{prefix}/return``, ``{prefix}/turns``, ``{prefix}/invalid``, ``{prefix}/format_ok``,
     ``{prefix}/truncated`` and ``{prefix}/stderr`` (binomial standard error of the success rate).
     """
-    from agent.rollout import rollout
+    from steprl.agent.rollout import rollout
 
     batch = rollout(vector_env, engine, prompt_builder, list(range(num_tasks)), k=1, max_turns=max_turns,
                     sampling=dataclasses.replace(sampling, seed=seed), seed=seed, progress=progress)

@@ -76,7 +76,7 @@ def run_policy(env_id: str, policy, *, split: str = "test", num_tasks: int = 50,
     ``policy(obs, info) -> action``. Games are prepared (generated in
     parallel) before play starts.
     """
-    import envs
+    from steprl import envs
     from tqdm.auto import tqdm
 
     env = envs.make(env_id, split=split, num_tasks=num_tasks, **env_kwargs)

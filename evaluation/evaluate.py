@@ -1,6 +1,6 @@
 """``evaluate(model, env_id, ...) -> Report``: a checkpoint alone on a held-out split, with floor and ceiling.
 
-    from evaluation import evaluate
+    from steprl.evaluation import evaluate
     report = evaluate("runs/quickstart", split="test", episodes=200, seeds=(0, 1, 2))
     report.save("runs/quickstart/eval_test")
     print(report.to_markdown())
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evaluation.report import EpisodeOutcome, ModelInfo, Protocol, Report, summarize_outcomes
+from steprl.evaluation.report import EpisodeOutcome, ModelInfo, Protocol, Report, summarize_outcomes
 
 __all__ = ["evaluate", "resolve_model", "ResolvedModel", "weights_sha256", "play_scripted"]
 
@@ -139,9 +139,9 @@ def _load_engine(resolved: ResolvedModel, agent_config):
     """An HF engine on the resolved weights (LoRA adapters merged); ``ValueError`` naming the model when it fails."""
     import torch
 
-    from agent.engines.base import default_device, resolve_dtype
-    from agent.engines.hf import HFEngine
-    from agent.models import load_tokenizer
+    from steprl.agent.engines.base import default_device, resolve_dtype
+    from steprl.agent.engines.hf import HFEngine
+    from steprl.agent.models import load_tokenizer
 
     device = default_device() if agent_config.device == "auto" else torch.device(agent_config.device)
     try:
@@ -197,8 +197,8 @@ def play_scripted(vector_env, make_policy: Callable[[int], Callable[[str, dict],
     step. Each episode depends only on its task, seed and policy, so the outcomes do
     not depend on which env played it or when.
     """
-    from agent.rollout import derive_seed
-    from envs.vector import Reset
+    from steprl.agent.rollout import derive_seed
+    from steprl.envs.vector import Reset
 
     pending = deque((group, int(task)) for group, task in enumerate(tasks))
     starting: dict[int, tuple[int, int, int]] = {}  # env -> (group, task, failed resets)
@@ -262,8 +262,8 @@ def play_scripted(vector_env, make_policy: Callable[[int], Callable[[str, dict],
 
 def _random_agent(seed: int) -> Callable[[int], Callable[[str, dict], str]]:
     """Per task, a :class:`RandomPolicy` with its own seed derived from the evaluation seed and the task."""
-    from agent.rollout import derive_seed
-    from evaluation.baselines import RandomPolicy
+    from steprl.agent.rollout import derive_seed
+    from steprl.evaluation.baselines import RandomPolicy
 
     return lambda task: RandomPolicy(seed=derive_seed(seed, 2, task))
 
@@ -316,7 +316,7 @@ def evaluate(
         ValueError: a split that does not exist or has no tasks, ``episodes < 1``, a model that fails to load.
         FileNotFoundError: ``model`` is not a model folder or run directory.
     """
-    import envs  # cheap checks first (arguments, model path, env id, split); the model loads before the games
+    from steprl import envs  # cheap checks first (arguments, model path, env id, split); the model loads before the games
 
     seeds = [int(s) for s in seeds]
     if episodes < 1:
@@ -351,8 +351,8 @@ def evaluate(
 
     from pydantic import ValidationError
 
-    from agent.config import AgentConfig
-    from agent.engines.base import Sampling
+    from steprl.agent.config import AgentConfig
+    from steprl.agent.engines.base import Sampling
 
     notes: list[str] = []
     agent_settings = {**(run.get("agent") or {}), "model": str(resolved.weights), **dict(agent or {}),
@@ -402,8 +402,8 @@ def evaluate(
 
     from tqdm.auto import tqdm
 
-    from agent.prompts import PromptBuilder
-    from agent.rollout import rollout
+    from steprl.agent.prompts import PromptBuilder
+    from steprl.agent.rollout import rollout
 
     builder = PromptBuilder.from_config(engine.tokenizer, agent_config)
     sampling = Sampling(temperature=temperature, top_p=agent_config.top_p, top_k=agent_config.top_k,

@@ -70,7 +70,7 @@ def load_episodes(episodes) -> list:
     Accepts a ``TrajectoryBatch``, a JSONL path written by ``TrajectoryBatch.save_jsonl``,
     a list of ``StepRow``, a list of episodes (lists of ``StepRow``), or a list of the JSONL's episode dicts.
     """
-    from agent.rollout import StepRow, TrajectoryBatch
+    from steprl.agent.rollout import StepRow, TrajectoryBatch
 
     if isinstance(episodes, (str, Path)):
         path = Path(episodes)
@@ -187,7 +187,7 @@ def write_viewer(episodes, out_html: str | Path, advantages=None, *, tokenizer=N
     episodes = load_episodes(episodes)
     lookup = _advantage_lookup(episodes, advantages)
     if isinstance(tokenizer, (str, Path)):
-        from agent.models import load_tokenizer
+        from steprl.agent.models import load_tokenizer
 
         tokenizer = load_tokenizer(str(tokenizer))
     wins = sum(bool(ep[-1].success) for ep in episodes)

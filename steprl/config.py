@@ -17,11 +17,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agent.config import AgentConfig
-from credit.config import CreditConfig
-from envs.config import EnvConfig
+from steprl.agent.config import AgentConfig
+from steprl.credit.config import CreditConfig
+from steprl.envs.config import EnvConfig
 from steprl.loader import ConfigError, load_config
-from trainer.config import TrainerConfig
+from steprl.trainer.config import TrainerConfig
 
 __all__ = ["RunConfig", "RunSection", "TinyModelConfig", "SFTConfig", "EvalConfig", "load_run_config", "DEFAULT_CONFIG"]
 

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from envs.config import EnvConfig
+from steprl.envs.config import EnvConfig
 from steprl.loader import ConfigError, apply_overrides, load_config
 
 

@@ -26,7 +26,7 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> str:
-    from agent.models import build_tiny_model
+    from steprl.agent.models import build_tiny_model
 
     out = tmp_path_factory.mktemp("model") / "tiny"
     build_tiny_model("textworld/coin_collector-v0", out, hidden=64, layers=1, vocab=400, num_tasks=2)
@@ -75,9 +75,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tiny_model, tmp_path):
 
 @pytest.mark.slow
 def test_env_crash_mid_rollout_truncates_episode_and_run_goes_on(tmp_path):
-    from agent.models import build_tiny_model
+    from steprl.agent.models import build_tiny_model
     from tests.envs import toy  # noqa: F401  (registers toy/Crashing-v0)
-    from trainer.loop import RLRun
+    from steprl.trainer.loop import RLRun
 
     model = build_tiny_model("toy/Corridor-v0", tmp_path / "model", hidden=64, layers=1, vocab=300, num_tasks=4)
 
@@ -106,7 +106,7 @@ def test_loop_run_holds_exactly_one_model_copy(tiny_model, tmp_path):
 
     from transformers import PreTrainedModel
 
-    from trainer.loop import RLRun
+    from steprl.trainer.loop import RLRun
 
     cfg = load_config("configs/textworld/loop_rloo_baseline.yaml",
                       [f"run.dir={tmp_path / 'run'}", "tiny_model=null", f"agent.model={tiny_model}", *TINY,
@@ -133,7 +133,7 @@ def test_loop_run_holds_exactly_one_model_copy(tiny_model, tmp_path):
 def test_fresh_run_rebuilds_a_stale_tiny_model_left_in_its_directory(tmp_path):
     """A tiny model left by an earlier run (here: garbled) is rebuilt by a fresh run, not silently reused."""
     from steprl.config import load_run_config
-    from trainer.loop import RLRun
+    from steprl.trainer.loop import RLRun
 
     overrides = [*TINY, "run.iterations=0", "eval.tasks=2", f"run.dir={tmp_path / 'run'}", "run.overwrite=true",
                  "tiny_model.hidden=64", "tiny_model.layers=1", "tiny_model.vocab=400", "tiny_model.corpus_tasks=2"]

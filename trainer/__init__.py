@@ -13,13 +13,13 @@ Modules: `config` (TrainerConfig), `loss` (pure torch losses), `batching`
 `checkpoint` (atomic save, resume). The RL loop recipe is `trainer/loop.py`.
 """
 
-from trainer.batching import MicroBatch, collate, make_micro_batches
-from trainer.checkpoint import Checkpoint, list_checkpoints, load_checkpoint, load_latest, save_checkpoint
-from trainer.config import HeadConfig, LoraConfig, TrainerConfig
-from trainer.heads import ProgressEstimator, ValueHead
-from trainer.loss import aggregate, entropy_from_logits, kl_k3, policy_loss, value_loss
-from trainer.policy import Policy, PolicyTrainer, load_policy, make_optimizer
-from trainer.sft import SFTTrainer, sft_step
+from steprl.trainer.batching import MicroBatch, collate, make_micro_batches
+from steprl.trainer.checkpoint import Checkpoint, list_checkpoints, load_checkpoint, load_latest, save_checkpoint
+from steprl.trainer.config import HeadConfig, LoraConfig, TrainerConfig
+from steprl.trainer.heads import ProgressEstimator, ValueHead
+from steprl.trainer.loss import aggregate, entropy_from_logits, kl_k3, policy_loss, value_loss
+from steprl.trainer.policy import Policy, PolicyTrainer, load_policy, make_optimizer
+from steprl.trainer.sft import SFTTrainer, sft_step
 
 __all__ = [
     "TrainerConfig",

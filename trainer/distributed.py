@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from trainer.policy import PolicyTrainer, PreparedBatch
+from steprl.trainer.policy import PolicyTrainer, PreparedBatch
 
 __all__ = ["DistContext", "init_distributed", "DistributedPolicyTrainer", "split_tasks", "gather_batch", "shard"]
 
@@ -173,7 +173,7 @@ class DistributedPolicyTrainer(PolicyTrainer):
         """The full ``[rows, longest response]`` table on every rank; each rank computes its shard of the rows."""
         import torch.distributed as dist
 
-        from trainer.batching import row_token_ids
+        from steprl.trainer.batching import row_token_ids
 
         lengths = np.fromiter((len(row_token_ids(r)[1]) for r in rows), dtype=np.int64, count=len(rows))
         width = int(lengths.max()) if len(rows) else 0
@@ -201,8 +201,8 @@ def gather_batch(batch, num_groups: int, k: int, group=None):
     """
     import torch.distributed as dist
 
-    from agent.rollout import TrajectoryBatch
-    from agent.workers import merge_batches
+    from steprl.agent.rollout import TrajectoryBatch
+    from steprl.agent.workers import merge_batches
 
     gathered: list = [None] * dist.get_world_size(group)
     dist.all_gather_object(gathered, (batch.rows, batch.timings, batch.failed_starts, num_groups), group=group)

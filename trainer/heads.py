@@ -38,10 +38,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer.batching import make_micro_batches, row_token_ids
-from trainer.config import HeadConfig
-from trainer.loss import value_loss
-from trainer.policy import Policy
+from steprl.trainer.batching import make_micro_batches, row_token_ids
+from steprl.trainer.config import HeadConfig
+from steprl.trainer.loss import value_loss
+from steprl.trainer.policy import Policy
 
 __all__ = ["ScalarHead", "ValueHead", "ProgressEstimator", "trajectory_codes"]
 

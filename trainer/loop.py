@@ -121,12 +121,12 @@ class RLRun:
 
     # -- setup ------------------------------------------------------------------
     def setup(self) -> None:
-        import envs
-        from agent.models import TEXT_FORMATS, build_tiny_model, load_tokenizer
-        from agent.prompts import PromptBuilder
-        from trainer.checkpoint import list_checkpoints, load_latest
-        from trainer.distributed import DistributedPolicyTrainer, init_distributed
-        from trainer.policy import PolicyTrainer, load_policy
+        from steprl import envs
+        from steprl.agent.models import TEXT_FORMATS, build_tiny_model, load_tokenizer
+        from steprl.agent.prompts import PromptBuilder
+        from steprl.trainer.checkpoint import list_checkpoints, load_latest
+        from steprl.trainer.distributed import DistributedPolicyTrainer, init_distributed
+        from steprl.trainer.policy import PolicyTrainer, load_policy
 
         cfg = self.config
         self.dist = init_distributed(cfg.trainer.dist_backend)
@@ -168,7 +168,7 @@ class RLRun:
         self.head = self._make_head()
         n_train = min(cfg.run.rollout_envs, cfg.run.tasks_per_iteration * cfg.run.group_size)
         if cfg.run.rollout_workers > 0:
-            from agent.workers import RolloutWorkers
+            from steprl.agent.workers import RolloutWorkers
 
             self.workers = RolloutWorkers(  # env.num_workers: env workers/actors *per replica* here
                 cfg.agent.model_copy(update={"model": str(model_dir)}),
@@ -215,10 +215,10 @@ class RLRun:
     def _make_engine(self, model_dir: Path):
         cfg = self.config.agent
         if cfg.engine == "hf":
-            from agent.engines.hf import HFEngine
+            from steprl.agent.engines.hf import HFEngine
 
             return HFEngine(self.policy.model, self.tokenizer, max_batch_size=cfg.max_batch_size)
-        from agent.engines.vllm import VLLMEngine
+        from steprl.agent.engines.vllm import VLLMEngine
 
         engine = VLLMEngine(str(model_dir), dtype=cfg.dtype, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
                             max_model_len=cfg.vllm_max_model_len or cfg.max_prompt_tokens + cfg.max_new_tokens,
@@ -226,7 +226,7 @@ class RLRun:
         return engine
 
     def _make_head(self):
-        from trainer.heads import ProgressEstimator, ValueHead
+        from steprl.trainer.heads import ProgressEstimator, ValueHead
 
         estimator = self.config.credit.estimator
         if estimator == "spa":
@@ -252,9 +252,9 @@ class RLRun:
 
     # -- SFT warm start -----------------------------------------------------------
     def sft(self) -> dict[str, float]:
-        import envs
-        from trainer.expert import collect_expert_steps
-        from trainer.sft import SFTTrainer
+        from steprl import envs
+        from steprl.trainer.expert import collect_expert_steps
+        from steprl.trainer.sft import SFTTrainer
 
         cfg = self.config
         if cfg.sft.steps == 0:
@@ -291,8 +291,8 @@ class RLRun:
 
     # -- evaluation ---------------------------------------------------------------
     def evaluate(self, iteration: int) -> dict[str, float]:
-        from agent.engines.base import Sampling
-        from evaluation.agent_eval import evaluate_agent
+        from steprl.agent.engines.base import Sampling
+        from steprl.evaluation.agent_eval import evaluate_agent
 
         cfg = self.config
         t0 = time.perf_counter()
@@ -307,7 +307,7 @@ class RLRun:
 
     # -- one RL iteration -----------------------------------------------------------
     def iteration(self, it: int) -> dict[str, float]:
-        import credit
+        from steprl import credit
 
         cfg = self.config
         rng = np.random.default_rng([cfg.run.seed, it])
@@ -357,12 +357,12 @@ class RLRun:
         Rolled out here or on the rollout workers; under torchrun each rank plays its
         share of the tasks and every rank gets the gathered batch.
         """
-        from agent.rollout import TrajectoryBatch, derive_seed, rollout
+        from steprl.agent.rollout import TrajectoryBatch, derive_seed, rollout
 
         cfg = self.config
         kwargs = dict(k=cfg.run.group_size, max_turns=cfg.env.max_turns, sampling=cfg.agent.sampling())
         if self.dist is not None:
-            from trainer.distributed import split_tasks
+            from steprl.trainer.distributed import split_tasks
 
             tasks = split_tasks(tasks, self.dist.rank, self.dist.world_size)
             seed = derive_seed(seed, 3, self.dist.rank)
@@ -375,7 +375,7 @@ class RLRun:
         else:
             batch = rollout(self.train_envs, self.engine, self.builder, tasks, seed=seed, progress=False, **kwargs)
         if self.dist is not None:
-            from trainer.distributed import gather_batch
+            from steprl.trainer.distributed import gather_batch
 
             batch = gather_batch(batch, len(tasks), cfg.run.group_size)
         return batch, faults
@@ -384,7 +384,7 @@ class RLRun:
     def run(self) -> dict[str, Any]:
         from tqdm.auto import tqdm
 
-        from trainer.checkpoint import save_checkpoint
+        from steprl.trainer.checkpoint import save_checkpoint
 
         cfg = self.config
         t_start = time.perf_counter()

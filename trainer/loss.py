@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from trainer.config import AGGREGATIONS
+from steprl.trainer.config import AGGREGATIONS
 
 __all__ = ["aggregate", "policy_loss", "kl_k3", "entropy_from_logits", "value_loss", "loss_normalizer"]
 

@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agent.engines.base import forward_takes, resolve_dtype
-from trainer.batching import MicroBatch, make_micro_batches, pad_right, row_token_ids
-from trainer.config import TrainerConfig
-from trainer.loss import aggregate, entropy_from_logits, kl_k3, policy_loss
+from steprl.agent.engines.base import forward_takes, resolve_dtype
+from steprl.trainer.batching import MicroBatch, make_micro_batches, pad_right, row_token_ids
+from steprl.trainer.config import TrainerConfig
+from steprl.trainer.loss import aggregate, entropy_from_logits, kl_k3, policy_loss
 
 __all__ = ["Policy", "load_policy", "resolve_device", "make_optimizer", "PolicyTrainer", "PreparedBatch"]
 

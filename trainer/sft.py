@@ -17,10 +17,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from trainer.batching import make_micro_batches, row_token_ids
-from trainer.config import TrainerConfig
-from trainer.loss import aggregate
-from trainer.policy import Policy, make_optimizer
+from steprl.trainer.batching import make_micro_batches, row_token_ids
+from steprl.trainer.config import TrainerConfig
+from steprl.trainer.loss import aggregate
+from steprl.trainer.policy import Policy, make_optimizer
 
 __all__ = ["SFTTrainer", "sft_step", "sft_backward"]
 

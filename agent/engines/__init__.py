@@ -4,9 +4,9 @@
 extra). :func:`make_engine` builds the one an :class:`~agent.config.AgentConfig` names.
 """
 
-from agent.engines.base import Completion, Engine, Sampling, default_device, resolve_dtype
-from agent.engines.hf import HFEngine
-from agent.engines.vllm import VLLMEngine, vllm_available
+from steprl.agent.engines.base import Completion, Engine, Sampling, default_device, resolve_dtype
+from steprl.agent.engines.hf import HFEngine
+from steprl.agent.engines.vllm import VLLMEngine, vllm_available
 
 __all__ = [
     "Completion", "Engine", "Sampling", "HFEngine", "VLLMEngine", "make_engine", "vllm_available",

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from agent.engines.base import Completion, Sampling, forward_takes, stop_token_ids
+from steprl.agent.engines.base import Completion, Sampling, forward_takes, stop_token_ids
 
 __all__ = ["HFEngine"]
 
@@ -59,7 +59,7 @@ class HFEngine:
         trust_remote_code: bool = False,
     ) -> "HFEngine":
         """Load a model folder or hub id (see :func:`agent.models.load_model`)."""
-        from agent.models import load_model
+        from steprl.agent.models import load_model
 
         model, tokenizer = load_model(path, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
         return cls(model, tokenizer, max_batch_size=max_batch_size)

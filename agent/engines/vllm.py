@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from agent.engines.base import Completion, Sampling, default_device, resolve_dtype, stop_token_ids
+from steprl.agent.engines.base import Completion, Sampling, default_device, resolve_dtype, stop_token_ids
 
 __all__ = ["VLLMEngine", "vllm_available", "VLLM_INSTALL_HINT"]
 
@@ -121,7 +121,7 @@ class VLLMEngine:
         # vLLM's CPU worker swaps torch.set_num_threads for a no-op process-wide; in-process, the
         # trainer shares this process and keeps the right to set its thread count.
         torch.set_num_threads = set_num_threads
-        from agent.models import load_tokenizer
+        from steprl.agent.models import load_tokenizer
 
         self.tokenizer = load_tokenizer(str(model), trust_remote_code=kwargs.get("trust_remote_code", False))
         generation_config = None

@@ -12,7 +12,7 @@ install it. See ``docs/alfworld.md``.
 
 import importlib.util
 
-from envs.registration import register
+from steprl.envs.registration import register
 
 __all__ = ["ENV_IDS", "TIME_LIMIT"]
 
@@ -35,7 +35,7 @@ _MISSING = "" if importlib.util.find_spec("alfworld") is not None else " (needs:
 for _env_id, (_types, _description) in ENV_IDS.items():
     register(
         _env_id,
-        "envs.alfworld.env:AlfWorldEnv",
+        "steprl.envs.alfworld.env:AlfWorldEnv",
         description=_description + _MISSING,
         max_episode_steps=TIME_LIMIT,
         kwargs={} if _types is None else {"task_types": _types},

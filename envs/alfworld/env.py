@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.core import TextEnv
-from envs.alfworld.tasks import TASK_TYPES, generate_task, prepare_tasks, task_dir
+from steprl.envs.core import TextEnv
+from steprl.envs.alfworld.tasks import TASK_TYPES, generate_task, prepare_tasks, task_dir
 
 __all__ = ["AlfWorldEnv", "ALFWORLD_SPLITS", "find_games"]
 

@@ -44,7 +44,7 @@ import random
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
-from envs.cache import cache_dir, run_jobs
+from steprl.envs.cache import cache_dir, run_jobs
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path

@@ -5,9 +5,9 @@ Difficulty is set by keyword arguments of :func:`envs.make`, e.g.
 ``envs.make("textworld/cooking-v0", recipe=2, take=1, go=6, open=True)``.
 """
 
-from envs.registration import register
-from envs.textworld.env import TextWorldEnv, clean_feedback
-from envs.textworld.games import cache_root, game_path, generate_game, prepare_games
+from steprl.envs.registration import register
+from steprl.envs.textworld.env import TextWorldEnv, clean_feedback
+from steprl.envs.textworld.games import cache_root, game_path, generate_game, prepare_games
 
 __all__ = ["TextWorldEnv", "clean_feedback", "cache_root", "game_path", "generate_game", "prepare_games", "FAMILIES"]
 

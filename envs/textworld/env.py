@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.core import TextEnv
-from envs.textworld.games import generate_game
+from steprl.envs.core import TextEnv
+from steprl.envs.textworld.games import generate_game
 
 __all__ = ["TextWorldEnv", "clean_feedback"]
 
@@ -87,7 +87,7 @@ class TextWorldEnv(TextEnv):
 
     def prepare(self, workers: int | None = None, progress: bool = True) -> None:
         """Generate (or find cached) every game of the split, over ``workers`` processes."""
-        from envs.textworld.games import prepare_games
+        from steprl.envs.textworld.games import prepare_games
 
         jobs = [(self.challenge, self.task_settings(s), s) for s in self.task_seeds]
         prepare_games(jobs, workers=workers, progress=progress)

@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
-from envs.cache import cache_dir, run_jobs
+from steprl.envs.cache import cache_dir, run_jobs
 from pathlib import Path
 from typing import Any
 

@@ -6,9 +6,9 @@ for ``tokenizer.apply_chat_template(..., tools=info["tools"])``. See
 ``docs/tools.md`` and :mod:`envs.tools.protocol`.
 """
 
-from envs.registration import register
-from envs.tools.env import ToolEnv
-from envs.tools.protocol import (
+from steprl.envs.registration import register
+from steprl.envs.tools.env import ToolEnv
+from steprl.envs.tools.protocol import (
     Tool,
     ToolCall,
     ToolError,
@@ -41,14 +41,14 @@ class RandomToolPolicy:
 
 register(
     "tools/apps-v0",
-    "envs.tools.apps.env:AppsEnv",
+    "steprl.envs.tools.apps.env:AppsEnv",
     description="AppWorld-style apps (contacts, calendar, messages, wallet, notes, shop): 37 API tools, 14 task "
                 "templates, state-based checks (LOOP's setting, small).",
     kwargs={"max_turns": 20},
 )
 register(
     "tools/python-v0",
-    "envs.tools.python_env:PythonEnv",
+    "steprl.envs.tools.python_env:PythonEnv",
     description="Generated problems (word problems, string/list puzzles, CSV questions) solved with a sandboxed "
                 "Python tool; reward 1 for the right answer.",
     kwargs={"max_turns": 6},

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.core import InvalidAction, TextEnv
-from envs.tools.protocol import (
+from steprl.envs.core import InvalidAction, TextEnv
+from steprl.envs.tools.protocol import (
     Tool,
     ToolCall,
     ToolError,

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from envs.tools.env import ToolEnv
-from envs.tools.protocol import Tool, ToolCall
-from envs.tools.sandbox import SandboxLimits, run_snippet
+from steprl.envs.tools.env import ToolEnv
+from steprl.envs.tools.protocol import Tool, ToolCall
+from steprl.envs.tools.sandbox import SandboxLimits, run_snippet
 
 __all__ = ["PythonEnv", "Problem", "PROBLEMS", "make_problem", "answers_match"]
 

@@ -7,6 +7,6 @@ Each sub-family registers its ids on import without starting a server or a brows
 import importlib as _importlib
 import importlib.util as _importlib_util
 
-for _module in ("envs.web.webshop", "envs.web.miniwob"):
+for _module in ("steprl.envs.web.webshop", "steprl.envs.web.miniwob"):
     if _importlib_util.find_spec(_module) is not None:
         _importlib.import_module(_module)

@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluation import ExpertPolicy, RandomPolicy, run_policy
+    from steprl.evaluation import ExpertPolicy, RandomPolicy, run_policy
 
     print(f"steprl baselines: reference agents on {args.env}, {args.episodes} test games")
     results = [run_policy(args.env, p, split="test", num_tasks=args.episodes) for p in (ExpertPolicy(), RandomPolicy(0))]

@@ -19,7 +19,7 @@ Guess a secret number between 1 and ``high``. Each guess answers "higher" or
 with yours: keep the three ``_`` methods and the ``info`` keys.
 """
 
-import envs
+from steprl import envs
 import numpy as np
 
 
@@ -94,7 +94,7 @@ dependencies = ["steprl"]
 packages = ["{name}"]
 '''
 
-TEST_TEMPLATE = '''import envs
+TEST_TEMPLATE = '''from steprl import envs
 
 
 def test_check_env():

@@ -11,7 +11,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import envs
+    from steprl import envs
 
     specs = envs.registry()
     width = max(len(i) for i in specs)

@@ -40,14 +40,14 @@ def run(args: argparse.Namespace) -> int:
     from steprl.cli import UserError
 
     if args.compare:
-        from evaluation.report import Report, compare
+        from steprl.evaluation.report import Report, compare
 
         a, b = (Report.load(path) for path in args.compare)
         print(compare(a, b).text())
         return 0
     if not args.model:
         raise UserError("give --model DIR_OR_RUN (or --compare A.json B.json)")
-    from evaluation.evaluate import evaluate
+    from steprl.evaluation.evaluate import evaluate
 
     report = evaluate(args.model, args.env_id, split=args.split, episodes=args.episodes, seeds=args.seeds, k=args.k,
                       temperature=args.temperature, num_workers=args.workers, progress=not args.no_progress,

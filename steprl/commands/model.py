@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``steprl model tiny`` or ``steprl model import``; 0 on success."""
-    from agent import models
+    from steprl.agent import models
 
     if args.model_command is None:
         args.print_model_help()

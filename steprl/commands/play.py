@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import envs
+    from steprl import envs
 
     env = envs.make(args.env_id, split=args.split)
     options = None if args.task is None else {"task": args.task}

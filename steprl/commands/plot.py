@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from evaluation.plots import plot_run
+    from steprl.evaluation.plots import plot_run
 
     paths = plot_run(args.run_dir, args.out)
     for path in paths:

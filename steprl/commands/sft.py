@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from steprl.commands.train import load
-    from trainer.loop import RLRun
+    from steprl.trainer.loop import RLRun
 
     cfg = load(args)
     cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"iterations": 0})})

@@ -44,7 +44,7 @@ def load(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.loop import RLRun
+    from steprl.trainer.loop import RLRun
 
     cfg = load(args)
     print(f"steprl train: {cfg.env.id} with {cfg.credit.estimator}, {cfg.run.iterations} iterations → {cfg.run.dir}")

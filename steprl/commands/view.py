@@ -25,8 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.rollout import TrajectoryBatch
-    from evaluation.viewer import write_viewer
+    from steprl.agent.rollout import TrajectoryBatch
+    from steprl.evaluation.viewer import write_viewer
 
     path = Path(args.episodes)
     if not path.is_file():
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     batch = TrajectoryBatch.load_jsonl(path)
     advantages = None
     if args.credit:
-        import credit
+        from steprl import credit
 
         advantages = credit.estimate(args.credit, batch.to_step_batch())
     out = write_viewer(batch, args.out or path.with_suffix(".html"), advantages, tokenizer=args.tokenizer,

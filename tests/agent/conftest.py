@@ -13,8 +13,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-import envs
-from agent.engines.base import Completion
+from steprl import envs
+from steprl.agent.engines.base import Completion
 
 
 # -- toy envs --------------------------------------------------------------------
@@ -101,7 +101,7 @@ CORPUS = [
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A from-scratch Qwen2 model (hidden 128, head_dim 64, 2 layers) with a ChatML tokenizer."""
-    from agent.models import build_tiny_model
+    from steprl.agent.models import build_tiny_model
 
     return build_tiny_model(CORPUS, tmp_path_factory.mktemp("tiny"), hidden=128, layers=2, vocab=512, seed=0)
 
@@ -109,7 +109,7 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def hf_engine(tiny_model_dir):
     """HFEngine on the tiny model, fp32 on CPU (shared: tests must not change its weights)."""
-    from agent.engines.hf import HFEngine
+    from steprl.agent.engines.hf import HFEngine
 
     return HFEngine.from_pretrained(str(tiny_model_dir), dtype="float32", device="cpu")
 

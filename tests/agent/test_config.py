@@ -3,8 +3,8 @@
 import pytest
 from pydantic import ValidationError
 
-from agent.config import AgentConfig
-from agent.engines.base import Sampling
+from steprl.agent.config import AgentConfig
+from steprl.agent.engines.base import Sampling
 
 
 def test_defaults_and_sampling():

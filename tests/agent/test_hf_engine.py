@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from agent.engines import Engine, HFEngine, Sampling
+from steprl.agent.engines import Engine, HFEngine, Sampling
 from tests.agent.conftest import teacher_forced_logprobs
 
 TEXTS = ["go east", "You are in hall 3. There is a coin here. Find the coin in hall 4.", "look", "take coin please"]
@@ -121,7 +121,7 @@ def test_stops_at_im_end_and_keeps_it(tiny_model_dir, prompts):
 
 def test_update_weights_changes_logprobs_like_the_trainer(tiny_model_dir, prompts):
     engine = HFEngine.from_pretrained(str(tiny_model_dir), device="cpu")
-    trainer_model, _ = __import__("agent.models", fromlist=["load_model"]).load_model(str(tiny_model_dir), device="cpu")
+    trainer_model, _ = __import__("steprl.agent.models", fromlist=["load_model"]).load_model(str(tiny_model_dir), device="cpu")
     torch.manual_seed(0)
     with torch.no_grad():
         for p in trainer_model.parameters():

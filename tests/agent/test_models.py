@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
-from agent import models
-from agent.models import build_tiny_model, load_model
+from steprl.agent import models
+from steprl.agent.models import build_tiny_model, load_model
 from tests.agent.conftest import CORPUS
 
 
@@ -97,7 +97,7 @@ def test_import_smollm2(tmp_path):
 
 def test_tokenizer_learns_only_the_requested_formats_prompts(tmp_path):
     """The tool-call prompts enter a tiny model's tokenizer only when asked for (they changed text-game models)."""
-    from agent.prompts import DEFAULT_SYSTEM_PROMPTS
+    from steprl.agent.prompts import DEFAULT_SYSTEM_PROMPTS
 
     text_only = build_tiny_model(CORPUS, tmp_path / "text", hidden=64, layers=1, vocab=400)
     with_tools = build_tiny_model(CORPUS, tmp_path / "tools", hidden=64, layers=1, vocab=400,

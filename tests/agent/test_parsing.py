@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.parsing import ParsedResponse, parse_response
+from steprl.agent.parsing import ParsedResponse, parse_response
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@
 
 import pytest
 
-from agent.config import AgentConfig
-from agent.prompts import DEFAULT_SYSTEM_PROMPTS, PromptBuilder
+from steprl.agent.config import AgentConfig
+from steprl.agent.prompts import DEFAULT_SYSTEM_PROMPTS, PromptBuilder
 
 HISTORY = [(f"You are in hall {i}.", f"go east {i}") for i in range(6)]
 
@@ -91,7 +91,7 @@ def test_tokenizer_without_template_is_refused(tokenizer):
 
 
 def test_actions_only_history_is_shorter_and_lists_actions(tokenizer):
-    from agent.prompts import PromptBuilder
+    from steprl.agent.prompts import PromptBuilder
 
     history = [("You are in a long kitchen with a table.", "go east"), ("You are in a hall.", "go north")]
     full = PromptBuilder(tokenizer, history_k=2).build("Find the coin.", "You are in a cellar.", history)

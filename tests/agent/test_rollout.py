@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from agent.config import AgentConfig
-from agent.engines import Sampling
-from agent.prompts import PromptBuilder
-from agent.rollout import StepRow, TrajectoryBatch, anchor_key, rollout
+from steprl.agent.config import AgentConfig
+from steprl.agent.engines import Sampling
+from steprl.agent.prompts import PromptBuilder
+from steprl.agent.rollout import StepRow, TrajectoryBatch, anchor_key, rollout
 from tests.agent.conftest import RecordingEngine, ScriptedEngine, make_vector_env, teacher_forced_logprobs
 
 
@@ -187,7 +187,7 @@ def test_agent_config_as_prompt_builder_and_seeds(hf_engine):
 
 
 def test_to_step_batch(tokenizer):
-    credit = pytest.importorskip("credit", reason="the credit package is not importable")
+    from steprl import credit
     engine = ScriptedEngine(tokenizer, lambda call, row, prompt: "go east" if row % 2 else "dance")
     with make_vector_env(num_envs=4) as venv:
         batch = rollout(venv, engine, PromptBuilder(tokenizer, max_prompt_tokens=512), tasks=[0, 1], k=2,

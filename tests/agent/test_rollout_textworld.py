@@ -4,11 +4,11 @@ import functools
 
 import pytest
 
-import envs
-from agent.engines import HFEngine, Sampling
-from agent.models import build_tiny_model
-from agent.prompts import PromptBuilder
-from agent.rollout import TrajectoryBatch, rollout
+from steprl import envs
+from steprl.agent.engines import HFEngine, Sampling
+from steprl.agent.models import build_tiny_model
+from steprl.agent.prompts import PromptBuilder
+from steprl.agent.rollout import TrajectoryBatch, rollout
 from tests.agent.conftest import RecordingEngine
 
 ENV_ID = "textworld/coin_collector-v0"

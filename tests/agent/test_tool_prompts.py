@@ -2,8 +2,8 @@
 
 import copy
 
-import envs
-from agent.prompts import TOOL_INSTRUCTION, PromptBuilder, template_supports_tools, tool_system_text
+from steprl import envs
+from steprl.agent.prompts import TOOL_INSTRUCTION, PromptBuilder, template_supports_tools, tool_system_text
 
 #: a ChatML template that renders tools, as Qwen2.5's does (shortened)
 TOOL_TEMPLATE = (

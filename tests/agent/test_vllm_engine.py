@@ -5,10 +5,10 @@ import os
 import pytest
 import torch
 
-from agent.engines import HFEngine, Sampling
-from agent.engines.vllm import vllm_available
-from agent.prompts import PromptBuilder
-from agent.rollout import rollout
+from steprl.agent.engines import HFEngine, Sampling
+from steprl.agent.engines.vllm import vllm_available
+from steprl.agent.prompts import PromptBuilder
+from steprl.agent.rollout import rollout
 from tests.agent.conftest import RecordingEngine, make_vector_env, teacher_forced_logprobs
 
 _ok, _reason = vllm_available()
@@ -19,7 +19,7 @@ TEXTS = ["go east", "You are in hall 3. There is a coin here. Find the coin in h
 
 @pytest.fixture(scope="module")
 def vllm_engine(tiny_model_dir, tmp_path_factory):
-    from agent.engines.vllm import VLLMEngine
+    from steprl.agent.engines.vllm import VLLMEngine
 
     old = os.environ.get("VLLM_CACHE_ROOT")
     os.environ["VLLM_CACHE_ROOT"] = str(tmp_path_factory.mktemp("vllm-cache"))

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import credit
-from credit.batch import factorize, factorize_pairs
+from steprl import credit
+from steprl.credit.batch import factorize, factorize_pairs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -244,7 +244,7 @@ def test_malformed_agent_order_batches_get_the_general_paths_errors(group_id, tr
 
 
 def test_field_errors_come_in_field_order_when_fields_convert_in_the_background(monkeypatch):
-    import credit.batch
+    import steprl.credit.batch
 
     monkeypatch.setattr(credit.batch, "BACKGROUND_MIN_ROWS", 1)  # reward..value convert in the background thread
     with pytest.raises(ValueError, match=r"field 'reward' has non-finite value nan at row 1"):

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-import credit
+from steprl import credit
 
 # group g: a: s0 s1, r = 0 1; b: s0 s2 s1, r = 0 0 0 (b's step 1 invalid, λ = 0 below)
 # group h: c, d: one step each, r = 1 and 1 (equal returns: no episode-level signal)

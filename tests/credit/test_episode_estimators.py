@@ -12,7 +12,7 @@ The batch (rows in deliberately scrambled order):
 import numpy as np
 import pytest
 
-import credit
+from steprl import credit
 
 EPS = 1e-6
 ROWS = [  # (group_id, traj_id, step, reward)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import credit
-from credit.gigpo import advantage_levels, step_groups
+from steprl import credit
+from steprl.credit.gigpo import advantage_levels, step_groups
 
 EPS = 1e-6
 
@@ -202,7 +202,7 @@ def test_vectorized_gigpo_matches_the_loop_reference(seed):
 
 @pytest.mark.parametrize("similarity", [False, True])
 def test_step_groups_sorted_in_a_background_thread_give_the_same_bits(similarity, monkeypatch):
-    import credit.batch
+    import steprl.credit.batch
 
     rng = np.random.default_rng(3)
     rows = [(f"task{g}", f"task{g}/{m}", t, float(rng.choice([0.0, 1.0, -0.5])), f"room {rng.integers(6)}",
@@ -220,8 +220,8 @@ def test_step_groups_sorted_in_a_background_thread_give_the_same_bits(similarity
 
 @pytest.mark.parametrize("wide_anchors", [False, True])
 def test_sorting_in_chunks_of_whole_groups_gives_the_one_piece_places_bit_for_bit(wide_anchors, monkeypatch):
-    import credit.batch
-    import credit.gigpo
+    import steprl.credit.batch
+    import steprl.credit.gigpo
 
     rng = np.random.default_rng(7)
     group, traj, step, anchor = [], [], [], []
@@ -259,7 +259,7 @@ def test_sorting_in_chunks_of_whole_groups_gives_the_one_piece_places_bit_for_bi
 
 
 def test_a_failing_chunk_job_raises_in_the_caller():
-    from credit.batch import WorkPool
+    from steprl.credit.batch import WorkPool
 
     def fail():
         raise RuntimeError("chunk 2 failed")
@@ -272,7 +272,7 @@ def test_a_failing_chunk_job_raises_in_the_caller():
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_background_thread_works_again_in_a_forked_child(monkeypatch):
-    import credit.batch
+    import steprl.credit.batch
 
     monkeypatch.setattr(credit.batch, "BACKGROUND_MIN_ROWS", 1)
     batch = make_batch(ROWS)

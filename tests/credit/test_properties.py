@@ -16,8 +16,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import credit
-from credit.gigpo import advantage_levels
+from steprl import credit
+from steprl.credit.gigpo import advantage_levels
 
 SETTINGS = settings(max_examples=50, deadline=None)
 REWARDS = st.sampled_from([0.0, 1.0, -1.0, 0.5, 10.0, 0.1, -0.3])

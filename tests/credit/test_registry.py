@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-import credit
-from credit import registry
+from steprl import credit
+from steprl.credit import registry
 
 BATCH = credit.StepBatch(["g", "g", "g"], ["a", "a", "b"], [0, 1, 0], [1.0, 2.0, 0.5], ["x", "y", "x"])
 
@@ -75,7 +75,7 @@ def test_estimate_checks_what_an_estimator_returns(scratch_registry):
 
 
 def test_credit_config_checks_params_and_says_when_text_anchors_are_needed():
-    from credit.config import CreditConfig
+    from steprl.credit.config import CreditConfig
 
     assert CreditConfig(estimator="gigpo", params={"similarity": True}).text_anchors is True
     assert CreditConfig(estimator="gigpo").text_anchors is False

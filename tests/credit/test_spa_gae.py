@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import credit
+from steprl import credit
 
 # group g, K = 2:   a: ĉ = 0.2 0.8,      valid T T     → r̃ = ĉ + 0.5·g = 0.7 1.3
 #                   b: ĉ = 0.1 0.0 0.3,  valid T F T   → r̃ = 0.6 0.0 0.8

@@ -36,6 +36,6 @@ CORPUS = [
 @pytest.fixture(scope="module")
 def corridor_model(tmp_path_factory) -> Path:
     """A from-scratch Qwen2 model (hidden 64, 1 layer) with a tokenizer fitted to toy-corridor text."""
-    from agent.models import build_tiny_model
+    from steprl.agent.models import build_tiny_model
 
     return build_tiny_model(CORPUS, tmp_path_factory.mktemp("corridor_model"), hidden=64, layers=1, vocab=300, seed=0)

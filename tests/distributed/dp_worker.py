@@ -30,8 +30,8 @@ DTYPE = torch.float64
 def train(name: str, trainer_cls, **trainer_kwargs) -> dict[str, torch.Tensor]:
     """Two updates on the global batch; returns the final weights."""
     from tests.trainer import tiny_model
-    from trainer.config import TrainerConfig
-    from trainer.policy import Policy
+    from steprl.trainer.config import TrainerConfig
+    from steprl.trainer.policy import Policy
 
     config = TrainerConfig(**CONFIGS[name])
     policy = Policy.from_model(tiny_model(seed=0), config)
@@ -48,7 +48,7 @@ def rank_main(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
     """Join a gloo group, train every config with DistributedPolicyTrainer, save this rank's weights."""
     import torch.distributed as dist
 
-    from trainer.distributed import DistributedPolicyTrainer
+    from steprl.trainer.distributed import DistributedPolicyTrainer
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)

@@ -11,7 +11,7 @@ from tests.trainer import single_thread  # noqa: F401  (autouse: one torch threa
 
 
 def test_shard_deals_rows_by_length_round_robin():
-    from trainer.distributed import shard, split_tasks
+    from steprl.trainer.distributed import shard, split_tasks
 
     lengths = np.array([4, 3, 5, 2, 6, 1])
     assert shard(lengths, [0, 1, 2, 3, 4, 5], 0, 2).tolist() == [4, 0, 3]
@@ -21,7 +21,7 @@ def test_shard_deals_rows_by_length_round_robin():
 
 @pytest.mark.slow
 def test_two_gloo_ranks_match_one_process(tmp_path):
-    from trainer.policy import PolicyTrainer
+    from steprl.trainer.policy import PolicyTrainer
 
     torch.multiprocessing.spawn(dp_worker.rank_main, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2,
                                 join=True)
@@ -44,8 +44,8 @@ def test_two_gloo_ranks_match_one_process(tmp_path):
 
 
 def test_merge_batches_renumbers_groups_and_keeps_gaps_of_lost_parts():
-    from agent.rollout import FailedStart, StepRow, TrajectoryBatch
-    from agent.workers import merge_batches
+    from steprl.agent.rollout import FailedStart, StepRow, TrajectoryBatch
+    from steprl.agent.workers import merge_batches
 
     def row(group, j, k=2):
         return StepRow(traj_id=group * k + j, group_id=group, task_id="t", step=0, prompt_ids=[1], response_ids=[2],

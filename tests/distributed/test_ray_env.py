@@ -8,9 +8,9 @@ import signal
 import numpy as np
 import pytest
 
-import envs
-from envs.vector import make_vector_env
-from agent.engines.base import Completion
+from steprl import envs
+from steprl.envs.vector import make_vector_env
+from steprl.agent.engines.base import Completion
 from tests.envs import toy  # noqa: F401  (registers toy/Corridor-v0)
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -54,10 +54,10 @@ def test_quickstart_rollout_same_trajectories_as_local(ray_local, tmp_path):
     """The quickstart env and agent settings: a Ray rollout (2 env actors) equals the local one, row for row."""
     import torch
 
-    from agent.engines.hf import HFEngine
-    from agent.models import build_tiny_model
-    from agent.prompts import PromptBuilder
-    from agent.rollout import rollout
+    from steprl.agent.engines.hf import HFEngine
+    from steprl.agent.models import build_tiny_model
+    from steprl.agent.prompts import PromptBuilder
+    from steprl.agent.rollout import rollout
     from steprl.config import load_run_config
 
     torch.set_num_threads(1)
@@ -95,10 +95,10 @@ class EastEngine:
 
 
 def test_killed_env_actor_truncates_its_episodes_and_the_rollout_completes(ray_local, corridor_model):
-    from agent.models import load_tokenizer
-    from agent.prompts import PromptBuilder
-    from agent.rollout import rollout
-    from envs.ray_vector import RayVectorEnv
+    from steprl.agent.models import load_tokenizer
+    from steprl.agent.prompts import PromptBuilder
+    from steprl.agent.rollout import rollout
+    from steprl.envs.ray_vector import RayVectorEnv
 
     tokenizer = load_tokenizer(str(corridor_model))
     builder = PromptBuilder(tokenizer, history_k=0, max_prompt_tokens=256)

@@ -8,7 +8,7 @@ import signal
 import numpy as np
 import pytest
 
-import envs
+from steprl import envs
 from tests.envs import toy  # noqa: F401  (registers toy/Corridor-v0)
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 def trainer_logprobs(policy, rows) -> list[list[float]]:
     import torch
 
-    from trainer.batching import make_micro_batches
+    from steprl.trainer.batching import make_micro_batches
 
     out: list = [None] * len(rows)
     with torch.no_grad():
@@ -35,10 +35,10 @@ def max_gap(replica: list[list[float]], trainer: list[list[float]]) -> float:
 def test_replicas_roll_out_shares_sync_weights_and_survive_a_kill(ray_local, corridor_model):
     import torch
 
-    from agent.config import AgentConfig
-    from agent.workers import RolloutWorkers
-    from trainer.config import TrainerConfig
-    from trainer.policy import PolicyTrainer, load_policy
+    from steprl.agent.config import AgentConfig
+    from steprl.agent.workers import RolloutWorkers
+    from steprl.trainer.config import TrainerConfig
+    from steprl.trainer.policy import PolicyTrainer, load_policy
 
     torch.set_num_threads(1)
     agent = AgentConfig(model=str(corridor_model), engine="hf", dtype="float32", device="cpu", history_k=0,

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_two_rank_torchrun_trains_on_the_global_batch(tmp_path):
-    from agent.models import build_tiny_model
+    from steprl.agent.models import build_tiny_model
 
     model = build_tiny_model("textworld/coin_collector-v0", tmp_path / "model", hidden=64, layers=1, vocab=400,
                              num_tasks=2)

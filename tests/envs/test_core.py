@@ -1,7 +1,7 @@
 import gymnasium
 import pytest
 
-import envs
+from steprl import envs
 from tests.envs import toy  # noqa: F401  (registers toy envs)
 
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-import envs
-from envs.textworld import FAMILIES, clean_feedback, game_path
-from evaluation import ExpertPolicy, RandomPolicy, run_policy
+from steprl import envs
+from steprl.envs.textworld import FAMILIES, clean_feedback, game_path
+from steprl.evaluation import ExpertPolicy, RandomPolicy, run_policy
 
 TEXTWORLD_IDS = sorted(FAMILIES)
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-import envs
+from steprl import envs
 from tests.envs import toy  # noqa: F401
 
 
@@ -57,7 +57,7 @@ def test_step_length_must_match():
 
 @pytest.mark.parametrize("executor,num_workers", [(None, 0), ("local", 0), (None, 2), ("process", 2)])
 def test_make_vector_env_runs_the_named_executor(executor, num_workers):
-    from envs.vector import make_vector_env
+    from steprl.envs.vector import make_vector_env
 
     with make_vector_env([envs.make_fn("toy/Corridor-v0")] * 3, executor, num_workers) as venv:
         assert isinstance(venv, envs.TextVectorEnv) and venv.num_workers == num_workers
@@ -68,7 +68,7 @@ def test_make_vector_env_runs_the_named_executor(executor, num_workers):
 def test_env_config_executor_is_validated_and_defaults_to_todays_behaviour():
     from pydantic import ValidationError
 
-    from envs.config import EnvConfig
+    from steprl.envs.config import EnvConfig
 
     assert EnvConfig().resolved_executor == "local" and EnvConfig(num_workers=2).resolved_executor == "process"
     assert EnvConfig(executor="ray", num_workers=2, ray={"address": "auto"}).ray.address == "auto"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import envs
+from steprl import envs
 
 
 class CorridorEnv(envs.TextEnv):

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from evaluation.report import Report
+from steprl.evaluation.report import Report
 from tests.evaluation.test_report import make_report
 
 ENV = "textworld/coin_collector-v0"
@@ -23,7 +23,7 @@ def steprl(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from agent.models import build_tiny_model
+    from steprl.agent.models import build_tiny_model
 
     corpus = ["You are in a room.", "go east", "go west", "take coin", "You see a coin.", "Find the coin."] * 30
     return str(build_tiny_model(corpus, tmp_path_factory.mktemp("m") / "tiny", hidden=64, layers=1, vocab=300))

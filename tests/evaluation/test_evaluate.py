@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
-import envs
-from evaluation import Report, evaluate, weights_sha256
+from steprl import envs
+from steprl.evaluation import Report, evaluate, weights_sha256
 
 
 class TypedHallEnv(envs.TextEnv):
@@ -61,7 +61,7 @@ SMALL = {"max_new_tokens": 4, "max_prompt_tokens": 256, "history_k": 1}
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from agent.models import build_tiny_model
+    from steprl.agent.models import build_tiny_model
 
     return build_tiny_model(CORPUS, tmp_path_factory.mktemp("tiny") / "model", hidden=64, layers=1, vocab=300)
 
@@ -263,8 +263,8 @@ def test_a_task_that_fails_to_reset_counts_as_a_failure_for_every_agent(tiny_mod
 
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_scripted_agents_give_the_same_outcomes_in_task_order_however_the_envs_run(num_workers):
-    from evaluation.baselines import RandomPolicy
-    from evaluation.evaluate import play_scripted
+    from steprl.evaluation.baselines import RandomPolicy
+    from steprl.evaluation.evaluate import play_scripted
 
     tasks = [0, 1, 2, 3, 4, 5, 6]
     fns = [envs.make_fn("evaltest/Hall-v0", split="train")] * 3  # task t is seed t: hall length 2 + t % 3
@@ -282,7 +282,7 @@ def test_scripted_agents_give_the_same_outcomes_in_task_order_however_the_envs_r
 
 
 def test_scripted_agents_retry_a_failing_reset_then_count_a_failure():
-    from evaluation.evaluate import play_scripted
+    from steprl.evaluation.evaluate import play_scripted
     from tests.envs import toy
 
     expert = lambda task: lambda obs, info: info["expert_action"]  # noqa: E731

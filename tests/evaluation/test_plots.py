@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from evaluation import plot_run
-from evaluation.plots import read_metrics
+from steprl.evaluation import plot_run
+from steprl.evaluation.plots import read_metrics
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -87,11 +87,11 @@ TINY = [
 
 @pytest.mark.slow
 def test_finished_run_plots_one_point_per_evaluation_and_evaluates(tmp_path):
-    from agent.models import build_tiny_model
-    from evaluation import evaluate, weights_sha256
+    from steprl.agent.models import build_tiny_model
+    from steprl.evaluation import evaluate, weights_sha256
     from steprl.config import RunConfig
     from steprl.loader import load_config
-    from trainer.loop import RLRun
+    from steprl.trainer.loop import RLRun
 
     model = build_tiny_model("textworld/coin_collector-v0", tmp_path / "tiny", hidden=64, layers=1, vocab=400,
                              num_tasks=2)

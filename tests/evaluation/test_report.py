@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluation.report import (
+from steprl.evaluation.report import (
     AgentResult,
     EpisodeOutcome,
     ModelInfo,

@@ -17,7 +17,7 @@ import math
 
 import pytest
 
-from evaluation import RandomPolicy, evaluate, run_policy
+from steprl.evaluation import RandomPolicy, evaluate, run_policy
 
 ENV = "textworld/coin_collector-v0"
 MAX_TURNS = 50  # the env's registered time limit: the protocol `steprl eval` uses by default
@@ -25,7 +25,7 @@ MAX_TURNS = 50  # the env's registered time limit: the protocol `steprl eval` us
 
 @pytest.fixture(scope="module")
 def coin_model(tmp_path_factory):
-    from agent.models import build_tiny_model
+    from steprl.agent.models import build_tiny_model
 
     return build_tiny_model(ENV, tmp_path_factory.mktemp("coin") / "tiny", hidden=64, layers=1, vocab=400, num_tasks=2)
 

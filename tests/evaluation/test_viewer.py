@@ -15,8 +15,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from agent.rollout import StepRow, TrajectoryBatch
-from evaluation import write_viewer
+from steprl.agent.rollout import StepRow, TrajectoryBatch
+from steprl.evaluation import write_viewer
 
 OUTCOMES = [True, False, False, True, False]  # episode i succeeds iff OUTCOMES[i]
 

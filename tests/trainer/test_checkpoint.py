@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-import trainer.checkpoint as checkpoint
+import steprl.trainer.checkpoint as checkpoint
 from tests.trainer import make_rows, tiny_model, single_thread  # noqa: F401  (single_thread: autouse fixture)
-from trainer.checkpoint import list_checkpoints, load_latest, save_checkpoint
-from trainer.config import TrainerConfig
-from trainer.policy import Policy, PolicyTrainer
+from steprl.trainer.checkpoint import list_checkpoints, load_latest, save_checkpoint
+from steprl.trainer.config import TrainerConfig
+from steprl.trainer.policy import Policy, PolicyTrainer
 
 ROWS = make_rows([(6, 4), (9, 3), (4, 5)], seed=4)
 

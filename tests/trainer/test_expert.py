@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-import envs
+from steprl import envs
 from tests.envs import toy
-from trainer.expert import collect_expert_steps
+from steprl.trainer.expert import collect_expert_steps
 
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
     from transformers import AutoTokenizer
 
-    from agent.models import build_tiny_model
+    from steprl.agent.models import build_tiny_model
 
     corpus = ["You are in room 0 of 2.", "Reach room 3.", "east", "west"] * 20
     path = build_tiny_model(corpus, tmp_path_factory.mktemp("tiny"), hidden=32, layers=1, vocab=300)
@@ -21,7 +21,7 @@ def tokenizer(tmp_path_factory):
 
 
 def test_an_env_crash_ends_only_that_expert_episode(tokenizer):
-    from agent.prompts import PromptBuilder
+    from steprl.agent.prompts import PromptBuilder
 
     builder = PromptBuilder(tokenizer, max_prompt_tokens=256)
     env = envs.make("toy/FlakyReset-v0", num_tasks=4)
@@ -34,7 +34,7 @@ def test_an_env_crash_ends_only_that_expert_episode(tokenizer):
 
 
 def test_an_env_that_always_raises_is_an_error(tokenizer):
-    from agent.prompts import PromptBuilder
+    from steprl.agent.prompts import PromptBuilder
 
     env = envs.make("toy/Crashing-v0", crash_at=1, num_tasks=2)
     with pytest.raises(RuntimeError, match="simulated env crash"):

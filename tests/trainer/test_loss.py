@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.trainer import single_thread  # noqa: F401  (autouse fixture)
-from trainer.loss import aggregate, entropy_from_logits, kl_k3, policy_loss, value_loss
+from steprl.trainer.loss import aggregate, entropy_from_logits, kl_k3, policy_loss, value_loss
 
 
 def assert_values(tensor, expected, atol=1e-12):

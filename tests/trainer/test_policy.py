@@ -11,10 +11,10 @@ from pydantic import ValidationError
 from transformers import Qwen2ForCausalLM
 
 from tests.trainer import make_rows, tiny_model, single_thread  # noqa: F401  (single_thread: autouse fixture)
-from trainer.batching import collate, make_micro_batches, plan_micro_batches
-from trainer.config import HeadConfig, TrainerConfig
-from trainer.heads import ProgressEstimator, ValueHead
-from trainer.policy import Policy, PolicyTrainer
+from steprl.trainer.batching import collate, make_micro_batches, plan_micro_batches
+from steprl.trainer.config import HeadConfig, TrainerConfig
+from steprl.trainer.heads import ProgressEstimator, ValueHead
+from steprl.trainer.policy import Policy, PolicyTrainer
 
 SHAPES = [(6, 4), (9, 3), (4, 5), (7, 2), (3, 6), (8, 1)]
 

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from tests.trainer import make_rows, tiny_model, single_thread  # noqa: F401  (single_thread: autouse fixture)
-from trainer.batching import collate
-from trainer.config import TrainerConfig
-from trainer.policy import Policy
-from trainer.sft import SFTTrainer, sft_backward
+from steprl.trainer.batching import collate
+from steprl.trainer.config import TrainerConfig
+from steprl.trainer.policy import Policy
+from steprl.trainer.sft import SFTTrainer, sft_backward
 
 
 def setup(lr=3e-3, micro_batch_tokens=64):

@@ -13,8 +13,8 @@ import functools
 from collections.abc import Callable
 from typing import Any, Literal
 
-from envs.tools.apps.world import TODAY, World, next_id
-from envs.tools.protocol import Tool, ToolError, function_schema
+from steprl.envs.tools.apps.world import TODAY, World, next_id
+from steprl.envs.tools.protocol import Tool, ToolError, function_schema
 
 __all__ = ["Apps", "APPS", "Relationship"]
 

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from envs.tools.apps.world import World
+from steprl.envs.tools.apps.world import World
 
 __all__ = ["Outcome", "Check", "AnswerCheck", "RecordCheck", "FieldCheck", "DeletedCheck", "Allow",
            "NoCollateralDamage", "values_equal", "world_diff"]

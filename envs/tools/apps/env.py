@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from envs.tools.apps.api import Apps
-from envs.tools.apps.checks import Outcome
-from envs.tools.apps.tasks import TEMPLATES, Task, make_task
-from envs.tools.apps.world import TODAY, World, copy_world, generate_world
-from envs.tools.env import ToolEnv
-from envs.tools.protocol import ToolCall
+from steprl.envs.tools.apps.api import Apps
+from steprl.envs.tools.apps.checks import Outcome
+from steprl.envs.tools.apps.tasks import TEMPLATES, Task, make_task
+from steprl.envs.tools.apps.world import TODAY, World, copy_world, generate_world
+from steprl.envs.tools.env import ToolEnv
+from steprl.envs.tools.protocol import ToolCall
 
 __all__ = ["AppsEnv"]
 

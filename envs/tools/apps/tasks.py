@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.tools.apps.checks import Allow, AnswerCheck, Check, DeletedCheck, FieldCheck, NoCollateralDamage, RecordCheck
-from envs.tools.apps.world import FIRST_NAMES, LAST_NAMES, THINGS, TIMES, WEEK, World, next_id
+from steprl.envs.tools.apps.checks import Allow, AnswerCheck, Check, DeletedCheck, FieldCheck, NoCollateralDamage, RecordCheck
+from steprl.envs.tools.apps.world import FIRST_NAMES, LAST_NAMES, THINGS, TIMES, WEEK, World, next_id
 
 __all__ = ["Task", "TEMPLATES", "make_task"]
 

@@ -6,10 +6,10 @@ ids only: selenium and miniwob are imported, and Chromium started, at the
 first ``reset``.
 """
 
-from envs.registration import register
-from envs.web.miniwob.actions import WebAction, parse_action
-from envs.web.miniwob.experts import EXPERTS
-from envs.web.miniwob.render import Element, parse_page, render_page
+from steprl.envs.registration import register
+from steprl.envs.web.miniwob.actions import WebAction, parse_action
+from steprl.envs.web.miniwob.experts import EXPERTS
+from steprl.envs.web.miniwob.render import Element, parse_page, render_page
 
 __all__ = ["TASKS", "MAX_EPISODE_STEPS", "WebAction", "parse_action", "Element", "parse_page", "render_page",
            "env_id"]
@@ -50,7 +50,7 @@ def env_id(task: str) -> str:
 for _task, _what in TASKS.items():
     register(
         env_id(_task),
-        "envs.web.miniwob.env:MiniWoBEnv",
+        "steprl.envs.web.miniwob.env:MiniWoBEnv",
         description=f"MiniWoB++ {_task}: {_what} (needs the web extra + Chromium + chromedriver).",
         max_episode_steps=MAX_EPISODE_STEPS,
         kwargs={"task": _task},

@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from envs.core import TextEnv
-from envs.web.miniwob.actions import ACTION_HELP, parse_action
-from envs.web.miniwob.experts import expert_action
-from envs.web.miniwob.render import Element, parse_page, render_page
+from steprl.envs.core import TextEnv
+from steprl.envs.web.miniwob.actions import ACTION_HELP, parse_action
+from steprl.envs.web.miniwob.experts import expert_action
+from steprl.envs.web.miniwob.render import Element, parse_page, render_page
 
 __all__ = ["MiniWoBEnv"]
 
@@ -61,7 +61,7 @@ class MiniWoBEnv(TextEnv):
 
     # -- browser ----------------------------------------------------------------
     def _launch(self):
-        from envs.web.miniwob.browser import MiniWoBBrowser  # selenium + miniwob: only when used
+        from steprl.envs.web.miniwob.browser import MiniWoBBrowser  # selenium + miniwob: only when used
 
         self._browser = MiniWoBBrowser(self.task, time_limit_ms=self.time_limit_ms)
         return self._browser

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from envs.web.miniwob.render import Element
+from steprl.envs.web.miniwob.render import Element
 
 __all__ = ["EXPERTS", "expert_action"]
 

@@ -8,7 +8,7 @@ Chromium through Playwright. Importing this package starts nothing and imports
 neither FastAPI nor Playwright. See ``docs/web.md``.
 """
 
-from envs.registration import register
+from steprl.envs.registration import register
 
 __all__ = ["MAX_EPISODE_STEPS"]
 
@@ -17,13 +17,13 @@ MAX_EPISODE_STEPS = 15
 
 register(
     "web/webshop-text-v0",
-    "envs.web.webshop.text_env:WebShopTextEnv",
+    "steprl.envs.web.webshop.text_env:WebShopTextEnv",
     description="WebShop-like shopping: search, pick a product, choose options, buy (in-process text pages).",
     max_episode_steps=MAX_EPISODE_STEPS,
 )
 register(
     "web/webshop-browser-v0",
-    "envs.web.webshop.browser_env:WebShopBrowserEnv",
+    "steprl.envs.web.webshop.browser_env:WebShopBrowserEnv",
     description="WebShop-like shopping in the system Chromium via Playwright, against a local FastAPI shop.",
     max_episode_steps=MAX_EPISODE_STEPS,
 )

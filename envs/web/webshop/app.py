@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 
-from envs.web.webshop.pages import Shop, get_shop
+from steprl.envs.web.webshop.pages import Shop, get_shop
 
 __all__ = ["create_app", "ShopServer", "get_server"]
 

@@ -31,10 +31,10 @@ import shutil
 import threading
 from urllib.parse import urlsplit
 
-from envs.web.webshop.app import get_server
-from envs.web.webshop.html_text import html_to_text
-from envs.web.webshop.pages import SEARCH_PAGE, PageState
-from envs.web.webshop.text_env import WebShopTextEnv
+from steprl.envs.web.webshop.app import get_server
+from steprl.envs.web.webshop.html_text import html_to_text
+from steprl.envs.web.webshop.pages import SEARCH_PAGE, PageState
+from steprl.envs.web.webshop.text_env import WebShopTextEnv
 
 __all__ = ["WebShopBrowserEnv", "CHROMIUM_ARGS", "chromium_pids"]
 

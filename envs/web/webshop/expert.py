@@ -10,9 +10,9 @@ back on that path, so it also serves as a teacher after the agent's mistakes.
 
 from __future__ import annotations
 
-from envs.web.webshop.catalog import Goal, Product
-from envs.web.webshop.pages import RESULTS_PER_PAGE, PageState, Shop
-from envs.web.webshop.reward import compute_reward
+from steprl.envs.web.webshop.catalog import Goal, Product
+from steprl.envs.web.webshop.pages import RESULTS_PER_PAGE, PageState, Shop
+from steprl.envs.web.webshop.reward import compute_reward
 
 __all__ = ["expert_action", "best_purchase", "best_product"]
 

@@ -30,9 +30,9 @@ import re
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from envs.web.webshop.catalog import Catalog, Product, generate_catalog, normalize_query
-from envs.web.webshop.html_text import html_to_text
-from envs.web.webshop.search import SearchEngine
+from steprl.envs.web.webshop.catalog import Catalog, Product, generate_catalog, normalize_query
+from steprl.envs.web.webshop.html_text import html_to_text
+from steprl.envs.web.webshop.search import SearchEngine
 
 __all__ = ["PageState", "Shop", "get_shop", "parse_action", "RESULTS_PER_PAGE", "MAX_QUERY_CHARS", "SUB_PAGES",
            "SEARCH_PAGE"]

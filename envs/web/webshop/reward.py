@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-from envs.web.webshop.catalog import Goal, Product
+from steprl.envs.web.webshop.catalog import Goal, Product
 
 __all__ = ["RewardDetail", "compute_reward", "type_match"]
 

@@ -14,7 +14,7 @@ import re
 import sqlite3
 import threading
 
-from envs.web.webshop.catalog import Catalog
+from steprl.envs.web.webshop.catalog import Catalog
 
 __all__ = ["SearchEngine", "MAX_RESULTS", "query_terms"]
 

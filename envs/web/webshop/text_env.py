@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from envs.core import INVALID_ACTION_OBS, TextEnv
-from envs.web.webshop.catalog import PRODUCT_TYPES, make_goal
-from envs.web.webshop.expert import best_product, expert_action
-from envs.web.webshop.pages import SEARCH_PAGE, PageState, get_shop, parse_action
-from envs.web.webshop.reward import compute_reward
+from steprl.envs.core import INVALID_ACTION_OBS, TextEnv
+from steprl.envs.web.webshop.catalog import PRODUCT_TYPES, make_goal
+from steprl.envs.web.webshop.expert import best_product, expert_action
+from steprl.envs.web.webshop.pages import SEARCH_PAGE, PageState, get_shop, parse_action
+from steprl.envs.web.webshop.reward import compute_reward
 
 __all__ = ["WebShopTextEnv", "SEARCH_SUGGESTIONS"]
 

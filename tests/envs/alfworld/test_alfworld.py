@@ -10,10 +10,10 @@ import pytest
 
 alfworld = pytest.importorskip("alfworld", reason="ALFWorld is an extra: pip install 'steprl[alfworld]'")
 
-import envs  # noqa: E402
-from envs.alfworld import ENV_IDS  # noqa: E402
-from envs.alfworld.tasks import TASK_TYPES, export_tasks, generate_task  # noqa: E402
-from evaluation import ExpertPolicy, RandomPolicy, run_policy  # noqa: E402
+from steprl import envs  # noqa: E402
+from steprl.envs.alfworld import ENV_IDS  # noqa: E402
+from steprl.envs.alfworld.tasks import TASK_TYPES, export_tasks, generate_task  # noqa: E402
+from steprl.evaluation import ExpertPolicy, RandomPolicy, run_policy  # noqa: E402
 
 PER_TYPE_IDS = [i for i in sorted(ENV_IDS) if i != "alfworld/mixed-v0"]
 

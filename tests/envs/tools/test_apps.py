@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-import envs
-from envs.tools import RandomToolPolicy, format_tool_call, format_tool_calls
-from envs.tools.apps.api import Apps, api_names
-from envs.tools.apps.checks import (
+from steprl import envs
+from steprl.envs.tools import RandomToolPolicy, format_tool_call, format_tool_calls
+from steprl.envs.tools.apps.api import Apps, api_names
+from steprl.envs.tools.apps.checks import (
     Allow,
     AnswerCheck,
     DeletedCheck,
@@ -16,9 +16,9 @@ from envs.tools.apps.checks import (
     RecordCheck,
     values_equal,
 )
-from envs.tools.apps.tasks import TEMPLATES
-from envs.tools.apps.world import copy_world, generate_world
-from evaluation.baselines import ExpertPolicy, run_policy
+from steprl.envs.tools.apps.tasks import TEMPLATES
+from steprl.envs.tools.apps.world import copy_world, generate_world
+from steprl.evaluation.baselines import ExpertPolicy, run_policy
 
 
 def make(template: str, num_tasks: int = 3, **kw):

@@ -4,7 +4,7 @@ from typing import Literal, Optional
 
 import pytest
 
-from envs.tools.protocol import (
+from steprl.envs.tools.protocol import (
     Tool,
     format_tool_call,
     format_tool_responses,

@@ -4,11 +4,11 @@ import os
 
 import pytest
 
-import envs
-from envs.tools import RandomToolPolicy, format_tool_call
-from envs.tools.python_env import PROBLEMS, answers_match, make_problem
-from envs.tools.sandbox import SandboxLimits, run_snippet
-from evaluation.baselines import ExpertPolicy, run_policy
+from steprl import envs
+from steprl.envs.tools import RandomToolPolicy, format_tool_call
+from steprl.envs.tools.python_env import PROBLEMS, answers_match, make_problem
+from steprl.envs.tools.sandbox import SandboxLimits, run_snippet
+from steprl.evaluation.baselines import ExpertPolicy, run_policy
 
 FAST = SandboxLimits(timeout=2.0, cpu_seconds=1)
 

