@@ -68,16 +68,6 @@ class ResolvedModel:
     run_config: dict[str, Any] | None = field(default=None, repr=False)
 
 
-def _latest_checkpoint(run_dir: Path) -> Path | None:
-    """Newest complete ``checkpoints/iter_NNNNNN`` (the layout of trainer/checkpoint.py)."""
-    root = run_dir / "checkpoints"
-    if not root.is_dir():
-        return None
-    found = [(int(p.name[5:]), p) for p in root.iterdir()
-             if p.is_dir() and p.name.startswith("iter_") and p.name[5:].isdigit()]
-    return max(found)[1] if found else None
-
-
 def resolve_model(model: str | Path) -> ResolvedModel:
     """Find the weights, tokenizer and (for runs) config of ``model``: a model folder, run dir or checkpoint dir.
 
@@ -85,18 +75,24 @@ def resolve_model(model: str | Path) -> ResolvedModel:
     """
     import yaml
 
+    from steprl.trainer.checkpoint import CheckpointCorrupt, latest_intact, verify_checkpoint
+
     path = Path(model).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"model {str(model)!r} does not exist: give a model folder (config.json + weights) "
                                 "or a run directory (config.yaml + checkpoints/)")
     run_dir, checkpoint = None, None
     if (path / "config.yaml").is_file():
-        run_dir, checkpoint = path, _latest_checkpoint(path)
+        run_dir, checkpoint = path, latest_intact(path)  # warns about, and skips, corrupt newer ones
         if checkpoint is None:
             raise FileNotFoundError(f"run directory {str(model)!r} has no checkpoints/iter_*: train it first "
                                     "(or pass its base model folder)")
     elif (path / "model").is_dir() and (path / "meta.json").is_file():  # one checkpoint directory
         checkpoint, run_dir = path, path.parent.parent
+        problem = verify_checkpoint(checkpoint)
+        if problem is not None:
+            raise CheckpointCorrupt(f"checkpoint {str(model)!r} is corrupt ({problem}); give its run directory to "
+                                    "evaluate the newest intact checkpoint")
         if not (run_dir / "config.yaml").is_file():
             raise FileNotFoundError(f"checkpoint {str(model)!r} is not inside a run directory with a config.yaml")
     if run_dir is None:

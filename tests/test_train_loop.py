@@ -143,3 +143,37 @@ def test_fresh_run_rebuilds_a_stale_tiny_model_left_in_its_directory(tmp_path):
     (base / "tokenizer.json").write_text('{"stale": true}')
     RLRun(load_run_config("configs/quickstart.yaml", overrides)).run()
     assert (base / "tokenizer.json").read_text() == first
+
+
+@pytest.mark.slow
+def test_resume_skips_a_truncated_newest_checkpoint(tiny_model, tmp_path):
+    """A truncated newest checkpoint: --resume warns, continues from the previous one, and its next
+    iteration equals that of a run resumed from the previous checkpoint directly."""
+    import shutil
+
+    base = tmp_path / "base"
+    common = ["configs/quickstart.yaml", "tiny_model=null", f"agent.model={tiny_model}", *TINY, "run.iterations=2"]
+    proc = steprl_train(*common, f"run.dir={base}")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    corrupt, direct = tmp_path / "corrupt", tmp_path / "direct"
+    shutil.copytree(base, corrupt)
+    shutil.copytree(base, direct)
+    weights = next((corrupt / "checkpoints" / "iter_000002" / "model").glob("*.safetensors"))
+    with open(weights, "r+b") as f:
+        f.truncate(weights.stat().st_size // 3)
+    shutil.rmtree(direct / "checkpoints" / "iter_000002")
+
+    runs = {}
+    for name, run_dir in (("corrupt", corrupt), ("direct", direct)):
+        proc = steprl_train("--resume", str(run_dir), "run.iterations=3")
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out[-3000:]
+        runs[name] = out
+    assert "checkpoint" in runs["corrupt"] and "iter_000002" in runs["corrupt"] and "corrupt" in runs["corrupt"]
+    assert "at iteration 1" in runs["corrupt"] and "at iteration 1" in runs["direct"]
+    for it in (2, 3):
+        want, got = metrics_at(direct, it), metrics_at(corrupt, it)
+        assert want.keys() == got.keys()
+        for key in want:
+            assert got[key] == pytest.approx(want[key], rel=1e-6, abs=1e-9), (it, key)

@@ -5,7 +5,13 @@ Layout::
     RUN_DIR/checkpoints/iter_000012/
         model/        the policy: a LoRA adapter (peft format) or a full HF model folder
         state.pt      components' state dicts (optimizer, scheduler, heads, …), RNG states, extra state
-        meta.json     iteration, time, component names (human-readable)
+        meta.json     iteration, time, component names, and the sha256 of every other file
+
+Integrity: ``meta.json`` records each file's size and sha256 at save time.
+:func:`verify_checkpoint` checks them; :func:`load_latest` (``steprl train
+--resume``) and :func:`latest_intact` (``steprl eval RUN``) skip a checkpoint
+whose files were truncated or changed, with a warning naming it, and take the
+newest intact one; :class:`CheckpointCorrupt` when none is intact.
 
 Atomicity: everything is written into a temporary directory next to the final
 one (``checkpoints/.tmp-…``), files are fsynced, and the directory is renamed
@@ -20,12 +26,14 @@ you wrote yourself.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,12 +48,20 @@ __all__ = [
     "load_checkpoint",
     "load_latest",
     "list_checkpoints",
+    "latest_intact",
+    "verify_checkpoint",
+    "CheckpointCorrupt",
     "capture_rng_state",
     "restore_rng_state",
 ]
 
 CHECKPOINT_DIR = "checkpoints"
 _PREFIX = "iter_"
+_META = "meta.json"
+
+
+class CheckpointCorrupt(FileNotFoundError):
+    """No intact checkpoint where one was asked for (each failed :func:`verify_checkpoint`)."""
 
 
 def capture_rng_state() -> dict:
@@ -116,6 +132,7 @@ def save_checkpoint(
             "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "components": sorted(components),
             "model": None if policy is None else ("lora_adapter" if policy.is_lora else "full"),
+            "files": _file_digests(tmp),
         }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         _fsync_tree(tmp)
@@ -140,6 +157,24 @@ def _write_model(policy, directory: Path) -> None:
 def _write_state(path: Path, state: dict) -> None:
     with open(path, "wb") as f:
         torch.save(state, f)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file_digests(directory: Path) -> dict[str, dict[str, Any]]:
+    """``{relative path: {"bytes": n, "sha256": hex}}`` for every file under ``directory`` but meta.json."""
+    out = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        rel = path.relative_to(directory).as_posix()
+        if rel != _META:
+            out[rel] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+    return out
 
 
 def _fsync_tree(directory: Path) -> None:
@@ -225,6 +260,56 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return [path for _iteration, path in sorted(found)]
 
 
+def verify_checkpoint(path: str | Path) -> str | None:
+    """Why the checkpoint at ``path`` is not intact, or None when its files match what was saved.
+
+    Compares every file's size and sha256 with those ``meta.json`` recorded at save.
+    A checkpoint written before checksums were recorded is taken as intact if its
+    ``state.pt`` is present (it cannot be checked further).
+    """
+    path = Path(path)
+    try:
+        meta = json.loads((path / _META).read_text())
+    except FileNotFoundError:
+        return f"{_META} is missing"
+    except (OSError, ValueError) as exc:
+        return f"{_META} is unreadable ({exc})"
+    files = meta.get("files")
+    if files is None:
+        return None if (path / "state.pt").is_file() else "state.pt is missing"
+    for rel, want in files.items():
+        file = path / rel
+        if not file.is_file():
+            return f"{rel} is missing"
+        size = file.stat().st_size
+        if size != want["bytes"]:
+            return f"{rel} has {size} bytes, {want['bytes']} were saved"
+        if _sha256(file) != want["sha256"]:
+            return f"{rel} does not match its saved sha256"
+    return None
+
+
+def latest_intact(run_dir: str | Path) -> Path | None:
+    """The newest checkpoint of a run that passes :func:`verify_checkpoint`; None when the run has none.
+
+    Each newer checkpoint skipped gets a warning naming it and what is wrong;
+    :class:`CheckpointCorrupt` when there are checkpoints but none is intact.
+    """
+    paths = list_checkpoints(run_dir)
+    bad = []
+    for path in reversed(paths):
+        problem = verify_checkpoint(path)
+        if problem is None:
+            for skipped, why in bad:
+                warnings.warn(f"checkpoint {skipped} is corrupt ({why}); using {path.name} instead", stacklevel=2)
+            return path
+        bad.append((path, problem))
+    if bad:
+        listing = "; ".join(f"{p.name}: {why}" for p, why in bad)
+        raise CheckpointCorrupt(f"no intact checkpoint in {Path(run_dir) / CHECKPOINT_DIR} ({listing})")
+    return None
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Read one checkpoint directory (weights stay on disk until :meth:`Checkpoint.restore`)."""
     path = Path(path)
@@ -242,6 +327,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def load_latest(run_dir: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint | None:
-    """The newest complete checkpoint of a run, or None if it has none."""
-    paths = list_checkpoints(run_dir)
-    return load_checkpoint(paths[-1], map_location) if paths else None
+    """The newest intact checkpoint of a run (see :func:`latest_intact`), or None if it has none."""
+    path = latest_intact(run_dir)
+    return load_checkpoint(path, map_location) if path is not None else None

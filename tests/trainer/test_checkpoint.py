@@ -130,3 +130,76 @@ def test_keep_last_and_resaving_an_iteration(tmp_path):
         load_latest(tmp_path).restore(components={"value_head": trainer})
     with pytest.raises(ValueError, match="holds no model weights"):
         load_latest(tmp_path).restore(policy)
+
+
+def _three_checkpoints(tmp_path):
+    policy, trainer = trained()
+    for it in (1, 2, 3):
+        save_checkpoint(tmp_path, it, policy=policy, components={"trainer": trainer}, keep_last=None)
+    return list_checkpoints(tmp_path)
+
+
+def _weights(path):
+    return next(p for p in (path / "model").iterdir() if p.suffix == ".safetensors")
+
+
+def test_meta_records_size_and_sha256_of_every_file(tmp_path):
+    import hashlib
+    import json
+
+    path = _three_checkpoints(tmp_path)[-1]
+    files = json.loads((path / "meta.json").read_text())["files"]
+    on_disk = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+    assert sorted(files) == [f for f in on_disk if f != "meta.json"]
+    assert "state.pt" in files and any(f.endswith(".safetensors") for f in files)
+    weights = _weights(path)
+    rel = weights.relative_to(path).as_posix()
+    assert files[rel] == {"bytes": weights.stat().st_size, "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    assert checkpoint.verify_checkpoint(path) is None
+
+
+def test_verify_names_truncated_flipped_and_missing_files(tmp_path):
+    first, second, third = _three_checkpoints(tmp_path)
+    weights = _weights(third)
+    with open(weights, "r+b") as f:
+        f.truncate(weights.stat().st_size // 2)
+    assert "bytes" in checkpoint.verify_checkpoint(third) and weights.name in checkpoint.verify_checkpoint(third)
+    data = bytearray((second / "state.pt").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one byte changed
+    (second / "state.pt").write_bytes(bytes(data))
+    assert checkpoint.verify_checkpoint(second) == "state.pt does not match its saved sha256"
+    (first / "meta.json").unlink()
+    assert checkpoint.verify_checkpoint(first) == "meta.json is missing"
+
+
+def test_load_latest_falls_back_to_newest_intact_with_a_warning(tmp_path):
+    first, second, third = _three_checkpoints(tmp_path)
+    with open(_weights(third), "r+b") as f:
+        f.truncate(100)
+    (second / "state.pt").write_bytes(b"")
+    with pytest.warns(UserWarning) as record:
+        loaded = load_latest(tmp_path)
+    assert loaded.path == first and loaded.iteration == 1
+    messages = [str(w.message) for w in record]
+    assert len(messages) == 2
+    assert "iter_000003" in messages[0] and "using iter_000001" in messages[0]
+    assert "iter_000002" in messages[1] and "state.pt has 0 bytes" in messages[1]
+
+
+def test_no_intact_checkpoint_is_a_clear_error_and_an_empty_run_is_none(tmp_path):
+    assert load_latest(tmp_path) is None and checkpoint.latest_intact(tmp_path) is None
+    for path in _three_checkpoints(tmp_path):
+        (path / "state.pt").write_bytes(b"x")
+    with pytest.raises(checkpoint.CheckpointCorrupt, match=r"no intact checkpoint .*iter_000003: state.pt has 1 bytes"):
+        load_latest(tmp_path)
+
+
+def test_checkpoint_saved_before_checksums_still_loads(tmp_path):
+    import json
+
+    path = _three_checkpoints(tmp_path)[-1]
+    meta = json.loads((path / "meta.json").read_text())
+    del meta["files"]
+    (path / "meta.json").write_text(json.dumps(meta))
+    assert checkpoint.verify_checkpoint(path) is None
+    assert load_latest(tmp_path).iteration == 3
