@@ -2,7 +2,8 @@
 
     batch = credit.StepBatch(group_id, traj_id, step, reward, anchor, valid=..., progress=..., value=...)
     advantages = credit.estimate("gigpo", batch, gamma=0.95)
-    metrics = credit.diagnose(batch, advantages)
+    metrics = credit.diagnose(batch, advantages, estimator="gigpo", gamma=0.95)
+    credit.spec("gigpo")      # what the estimator needs and does (head, anchors, row drop, diagnostics)
 
 Estimators (ALGORITHMS.md): grpo, rloo, loop, gigpo, spa, gae; `credit.available()`
 lists them, `credit.register(name)` adds one. See docs/credit.md.
@@ -13,7 +14,7 @@ from .allocator import tune_allocator
 from .batch import StepBatch, episode_returns, step_returns
 from .diagnostics import diagnose
 from .loop import keep_mask
-from .registry import available, check_params, estimate, register
+from .registry import EstimatorSpec, available, check_params, estimate, register, spec, unregister
 
-__all__ = ["StepBatch", "available", "check_params", "diagnose", "episode_returns", "estimate", "keep_mask",
-           "register", "step_returns", "tune_allocator"]
+__all__ = ["EstimatorSpec", "StepBatch", "available", "check_params", "diagnose", "episode_returns", "estimate",
+           "keep_mask", "register", "spec", "step_returns", "tune_allocator", "unregister"]

@@ -18,7 +18,7 @@ from .batch import StepBatch, check_unit_interval, discounted_suffix_sum
 from .registry import register
 
 
-@register("gae")
+@register("gae", head="value")
 def advantages(batch: StepBatch, *, gamma: float = 1.0, lam: float = 0.95, last_value=None) -> np.ndarray:
     """GAE advantage of each step row.
 

@@ -54,7 +54,56 @@ from .batch import (
 from .registry import register
 
 
-@register("gigpo")
+SIZE_BUCKETS = ((1, 1, "1"), (2, 2, "2"), (3, 4, "3_4"), (5, 8, "5_8"), (9, 16, "9_16"), (17, None, "17_plus"))
+
+
+def diagnostics(batch: StepBatch, advantages, *, gamma: float = 0.95, step_weight: float = 1.0,
+                normalize: str = "mean_std", eps: float = 1e-6, invalid_penalty: float = 0.1, similarity: bool = False,
+                similarity_threshold: float = 0.95) -> dict[str, float | int]:
+    """GiGPO's own diagnostics (beside `credit.diagnose`'s generic ones), under ``credit/``.
+
+    anchor-state grouping (Eq. 6)
+        step_groups, step_group_size_mean, step_group_size_max
+        step_group_size_hist_1, _2, _3_4, _5_8, _9_16, _17_plus
+                                share of step groups whose size falls in the bucket
+        nonsingleton_share      share of rows in step groups of size ≥ 2 (rows with A^S ≠ 0 possible)
+    advantage levels (Eq. 3, 7)
+        adv_episode_mean, adv_episode_std     A^E over rows
+        adv_step_mean, adv_step_std           A^S over rows
+        adv_step_share          mean over rows of |ω A^S| / (|A^E| + |ω A^S|) (0 where both are 0)
+    zero_std_group_share        as the generic key, on the penalized episode returns GiGPO compares
+    """
+    from .diagnostics import mean, std, zero_std_group_share
+
+    episode_advantage, step_advantage = advantage_levels(
+        batch, gamma=gamma, normalize=normalize, eps=eps, invalid_penalty=invalid_penalty, similarity=similarity,
+        similarity_threshold=similarity_threshold)
+    step_group, n_step_groups = step_groups(batch, similarity=similarity, similarity_threshold=similarity_threshold)
+    step_group_size = np.bincount(step_group, minlength=n_step_groups)
+    weighted_step = np.abs(step_weight * step_advantage)
+    magnitude = np.abs(episode_advantage) + weighted_step
+    metrics: dict[str, float | int] = {
+        "credit/zero_std_group_share": zero_std_group_share(batch, penalized_reward(batch, invalid_penalty)),
+        "credit/step_groups": n_step_groups,
+        "credit/step_group_size_mean": mean(step_group_size),
+        "credit/step_group_size_max": int(step_group_size.max(initial=0)),
+    }
+    for low, high, label in SIZE_BUCKETS:
+        in_bucket = (step_group_size >= low) & (True if high is None else step_group_size <= high)
+        metrics[f"credit/step_group_size_hist_{label}"] = mean(in_bucket)
+    metrics.update({
+        "credit/nonsingleton_share": mean(step_group_size[step_group] > 1),
+        "credit/adv_episode_mean": mean(episode_advantage),
+        "credit/adv_episode_std": std(episode_advantage),
+        "credit/adv_step_mean": mean(step_advantage),
+        "credit/adv_step_std": std(step_advantage),
+        "credit/adv_step_share": mean(np.divide(weighted_step, magnitude, out=np.zeros_like(magnitude),
+                                                where=magnitude > 0)),
+    })
+    return metrics
+
+
+@register("gigpo", text_anchors=lambda params: params.get("similarity", False), diagnostics=diagnostics)
 def advantages(batch: StepBatch, *, gamma: float = 0.95, step_weight: float = 1.0, normalize: str = "mean_std",
                eps: float = 1e-6, invalid_penalty: float = 0.1, similarity: bool = False,
                similarity_threshold: float = 0.95) -> np.ndarray:

@@ -1,34 +1,88 @@
-"""The estimator registry: `register`, `available`, `check_params`, `estimate`.
+"""The estimator registry: `register`, `spec`, `available`, `check_params`, `estimate`.
 
 An estimator is a function `fn(batch: StepBatch, *, param=default, ...) -> array` that
-returns one advantage per step row, in the batch's row order. Register it under a name:
+returns one advantage per step row, in the batch's row order. Register it under a name,
+with what it needs and does (its :class:`EstimatorSpec`):
 
-    @credit.register("my_estimator")
+    @credit.register("my_estimator", needs=("value",), head="value", drop_threshold=0.01)
     def advantages(batch, *, gamma=0.9):
-        return credit.step_returns(batch, gamma)
+        return credit.step_returns(batch, gamma) - batch.value
 
-and call it as `credit.estimate("my_estimator", batch, gamma=0.8)`.
+and call it as `credit.estimate("my_estimator", batch, gamma=0.8)`. The trainer reads
+the spec (which head to fit, which anchors to give, which rows to drop, which
+diagnostics to log) and never branches on an estimator's name.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
 from .batch import StepBatch
 
 Estimator = Callable[..., np.ndarray]
+Diagnostics = Callable[..., dict]
+
+FIELDS = ("progress", "value")  # StepBatch fields an estimator may need filled
+HEADS = {"progress": "progress", "value": "value"}  # head kind -> the field it fills
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """What an estimator needs and does; the trainer reads this instead of the estimator's name.
+
+    Attributes:
+        name: the registered name.
+        fn: ``fn(batch, **params) -> one advantage per row``.
+        needs: StepBatch fields that must be filled (``"progress"``, ``"value"``).
+        head: a head the trainer fits on the policy to fill a field: ``"progress"``
+            (fitted on the iteration's episodes, then predicts ĉ_t; SPA) or ``"value"``
+            (predicts V(s_t), then regresses on the returns advantages + values; GAE);
+            None for none.
+        text_anchors: whether the estimator compares anchor *text* rather than integer
+            state keys; a bool, or ``fn(params) -> bool`` when a parameter decides it.
+        drop_threshold: rows with |A| below this are left out of the update by default
+            (LOOP); None keeps every row. ``credit.drop_threshold`` in a config overrides it.
+        diagnostics: ``fn(batch, advantages, **params) -> {"credit/...": number}``, the
+            estimator's own diagnostics, logged beside the generic ones.
+    """
+
+    name: str
+    fn: Estimator
+    needs: frozenset = frozenset()
+    head: str | None = None
+    text_anchors: bool | Callable[[dict], bool] = False
+    drop_threshold: float | None = None
+    diagnostics: Diagnostics | None = None
+
+    def uses_text_anchors(self, params: dict) -> bool:
+        """Whether rows should carry anchor text (not integer keys) for these parameters."""
+        return bool(self.text_anchors(params) if callable(self.text_anchors) else self.text_anchors)
+
 
 _ESTIMATORS: dict[str, Estimator] = {}
+_SPECS: dict[str, EstimatorSpec] = {}
 _PARAMETERS: dict[str, tuple[frozenset, bool]] = {}  # name -> (keyword names, accepts **kwargs)
 
 
-def register(name: str) -> Callable[[Estimator], Estimator]:
-    """Decorator that registers an estimator under `name` (must be new)."""
+def register(name: str, *, needs: Iterable[str] = (), head: str | None = None,
+             text_anchors: bool | Callable[[dict], bool] = False, drop_threshold: float | None = None,
+             diagnostics: Diagnostics | None = None) -> Callable[[Estimator], Estimator]:
+    """Decorator that registers an estimator under `name` (must be new), with its spec (:class:`EstimatorSpec`)."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"estimator name must be a non-empty string, got {name!r}")
+    needs = frozenset(needs)
+    if needs - set(FIELDS):
+        raise ValueError(f"estimator {name!r}: needs={sorted(needs)} names unknown fields; known: {', '.join(FIELDS)}")
+    if head is not None:
+        if head not in HEADS:
+            raise ValueError(f"estimator {name!r}: head={head!r} is not one of {', '.join(HEADS)}")
+        needs = needs | {HEADS[head]}
+    if drop_threshold is not None and not drop_threshold >= 0:
+        raise ValueError(f"estimator {name!r}: drop_threshold={drop_threshold} must be >= 0")
 
     def decorator(fn: Estimator) -> Estimator:
         if name in _ESTIMATORS:
@@ -43,10 +97,24 @@ def register(name: str) -> Callable[[Estimator], Estimator]:
                              if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
         accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
         _ESTIMATORS[name] = fn
+        _SPECS[name] = EstimatorSpec(name, fn, needs, head, text_anchors, drop_threshold, diagnostics)
         _PARAMETERS[name] = (keywords, accepts_any)
         return fn
 
     return decorator
+
+
+def unregister(name: str) -> None:
+    """Remove an estimator (tests and notebooks that re-register one)."""
+    for table in (_ESTIMATORS, _SPECS, _PARAMETERS):
+        table.pop(name, None)
+
+
+def spec(name: str) -> EstimatorSpec:
+    """The :class:`EstimatorSpec` of a registered estimator."""
+    if name not in _SPECS:
+        raise ValueError(f"unknown credit estimator {name!r}; available: {', '.join(available())}")
+    return _SPECS[name]
 
 
 def available() -> list[str]:

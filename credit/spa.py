@@ -40,7 +40,7 @@ from .batch import (
 from .registry import register
 
 
-@register("spa")
+@register("spa", head="progress")
 def advantages(batch: StepBatch, *, alpha: float = 1.0, beta: float = 0.5, gamma: float = 1.0) -> np.ndarray:
     """SPA advantage of each step row: its stepwise return minus the group's mean at that step index.
 

@@ -43,7 +43,7 @@ from steprl.trainer.config import HeadConfig
 from steprl.trainer.loss import value_loss
 from steprl.trainer.policy import Policy
 
-__all__ = ["ScalarHead", "ValueHead", "ProgressEstimator", "trajectory_codes"]
+__all__ = ["ScalarHead", "ValueHead", "ProgressEstimator", "HEADS", "make_head", "trajectory_codes"]
 
 DEFAULT_TOKEN_BUDGET = 4096
 
@@ -99,6 +99,17 @@ class _BackboneHead:
         features = self.features(rows) if features is None else features
         return self.head(features).double().cpu().numpy()
 
+    # The recipe's two calls (trainer.loop): ``before_credit`` fills the StepBatch field the
+    # estimator's spec names (``self.name``), ``after_credit`` sees the advantages.
+    def before_credit(self, rows: Sequence, features: torch.Tensor) -> tuple[np.ndarray, dict[str, float]]:
+        """The field's value per row, and the metrics of any fitting done first."""
+        return self.predict(rows, features=features), {}
+
+    def after_credit(self, rows: Sequence, advantages: np.ndarray, filled: np.ndarray,
+                     features: torch.Tensor) -> dict[str, float]:
+        """Fitting that needs the advantages; returns its metrics."""
+        return {}
+
     def _step(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -126,6 +137,10 @@ class ValueHead(_BackboneHead):
 
     read_at = "last_prompt"
     name = "value"
+
+    def after_credit(self, rows, advantages, filled, features) -> dict[str, float]:
+        """Regress V on the returns Â + V_old (the value loss's target)."""
+        return self.update(rows, returns=advantages + filled, old_values=filled, features=features)
 
     def update(
         self, rows: Sequence, returns, old_values, features: torch.Tensor | None = None
@@ -176,6 +191,11 @@ class ProgressEstimator(_BackboneHead):
 
     read_at = "last_response"
     name = "progress"
+
+    def before_credit(self, rows, features) -> tuple[np.ndarray, dict[str, float]]:
+        """Fit on this iteration's trajectories first, then predict ĉ_t."""
+        metrics = self.update(rows, features=features)
+        return self.predict(rows, features=features), metrics
 
     def __init__(self, policy: Policy, config: HeadConfig, **kwargs):
         super().__init__(policy, config, **kwargs)
@@ -281,6 +301,17 @@ class ProgressEstimator(_BackboneHead):
         out = self.head.net[-1]
         out.weight.copy_(theta[:-1].reshape_as(out.weight).to(out.weight))
         out.bias.copy_(theta[-1:].to(out.bias))
+
+
+HEADS = {"value": ValueHead, "progress": ProgressEstimator}
+"""Head kinds an estimator's spec can name (``credit.register(..., head=KIND)``)."""
+
+
+def make_head(kind: str, policy: Policy, trainer_config, seed: int = 0) -> _BackboneHead:
+    """The head of ``kind`` with its config from ``trainer_config.{kind}_head``."""
+    if kind not in HEADS:
+        raise ValueError(f"unknown head {kind!r}; known: {', '.join(HEADS)}")
+    return HEADS[kind](policy, getattr(trainer_config, f"{kind}_head"), seed=seed)
 
 
 def trajectory_codes(traj_ids: Sequence) -> tuple[np.ndarray, int]:

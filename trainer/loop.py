@@ -226,14 +226,11 @@ class RLRun:
         return engine
 
     def _make_head(self):
-        from steprl.trainer.heads import ProgressEstimator, ValueHead
+        """The head the estimator's spec asks for (SPA's progress estimator, GAE's critic), or None."""
+        from steprl.trainer.heads import make_head
 
-        estimator = self.config.credit.estimator
-        if estimator == "spa":
-            return ProgressEstimator(self.policy, self.config.trainer.progress_head, seed=self.config.run.seed)
-        if estimator == "gae":
-            return ValueHead(self.policy, self.config.trainer.value_head, seed=self.config.run.seed)
-        return None
+        kind = self.config.credit.spec.head
+        return None if kind is None else make_head(kind, self.policy, self.config.trainer, seed=self.config.run.seed)
 
     def _sync_weights(self) -> float:
         t0 = time.perf_counter()
@@ -320,22 +317,17 @@ class RLRun:
         metrics.update(faults)
 
         step_batch = batch.to_step_batch(text_anchors=cfg.credit.text_anchors)
-        if self.head is not None and cfg.credit.estimator == "spa":
-            features = self.head.features(batch.rows)
-            metrics.update(self.head.update(batch.rows, features=features))
-            step_batch = step_batch.replace(progress=self.head.predict(batch.rows, features=features))
-        if self.head is not None and cfg.credit.estimator == "gae":
-            features = self.head.features(batch.rows)  # one backbone pass serves predict and update
-            values = self.head.predict(batch.rows, features=features)
-            step_batch = step_batch.replace(value=values)
+        if self.head is not None:  # the field the estimator's spec needs (SPA's ĉ_t, GAE's V(s_t))
+            features = self.head.features(batch.rows)  # one backbone pass serves both head calls
+            filled, head_metrics = self.head.before_credit(batch.rows, features)
+            metrics.update(head_metrics)
+            step_batch = step_batch.replace(**{self.head.name: filled})
         t2 = time.perf_counter()
         advantages = credit.estimate(cfg.credit.estimator, step_batch, **cfg.credit.params)
         t3 = time.perf_counter()
-        gigpo_params = cfg.credit.params if cfg.credit.estimator == "gigpo" else {}
-        metrics.update(credit.diagnose(step_batch, advantages, **gigpo_params))
-        if self.head is not None and cfg.credit.estimator == "gae":
-            metrics.update(self.head.update(batch.rows, returns=advantages + values, old_values=values,
-                                            features=features))
+        metrics.update(credit.diagnose(step_batch, advantages, estimator=cfg.credit.estimator, **cfg.credit.params))
+        if self.head is not None:
+            metrics.update(self.head.after_credit(batch.rows, advantages, filled, features))
         threshold = cfg.credit.effective_drop_threshold
         keep = None if threshold is None else credit.keep_mask(advantages, threshold)
         if keep is not None:

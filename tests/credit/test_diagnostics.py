@@ -20,7 +20,7 @@ def make_batch():
 
 
 def test_diagnose_hand_computed():
-    metrics = credit.diagnose(make_batch(), gamma=1.0, normalize="mean", invalid_penalty=0.0)
+    metrics = credit.diagnose(make_batch(), estimator="gigpo", gamma=1.0, normalize="mean", invalid_penalty=0.0)
     assert metrics["credit/rows"] == 7 and metrics["credit/trajectories"] == 4 and metrics["credit/groups"] == 2
     assert metrics["credit/traj_length_mean"] == pytest.approx(7 / 4) and metrics["credit/traj_length_max"] == 3
     assert metrics["credit/invalid_share"] == pytest.approx(1 / 7)
@@ -62,16 +62,42 @@ def test_diagnose_uses_the_given_advantages():
 
 def test_diagnose_rejects_unknown_gigpo_parameters():
     with pytest.raises(TypeError, match="gama"):
-        credit.diagnose(make_batch(), gama=0.9)
+        credit.diagnose(make_batch(), estimator="gigpo", gama=0.9)
 
 
 def test_diagnose_big_step_groups_land_in_the_right_bucket():
     n = 20  # one state visited by 20 trajectories of one group
     batch = credit.StepBatch(["g"] * n, list(range(n)), [0] * n, [float(i % 2) for i in range(n)], ["s"] * n)
-    metrics = credit.diagnose(batch)
+    metrics = credit.diagnose(batch, estimator="gigpo")
     assert metrics["credit/step_group_size_hist_17_plus"] == 1.0 and metrics["credit/step_group_size_max"] == 20
     assert metrics["credit/nonsingleton_share"] == 1.0
     # R = 0/1 alternating, 10 each: A^E = ±0.5 / std(ddof=1) with std = √(20·0.25/19); A^S the same (γ irrelevant)
     expected = 0.5 / (math.sqrt(20 * 0.25 / 19) + 1e-6)
     assert metrics["credit/adv_episode_std"] == pytest.approx(expected)
     assert metrics["credit/adv_step_std"] == pytest.approx(expected)
+
+
+def test_generic_diagnostics_carry_no_estimator_keys():
+    advantages = [0.0, 0.005, 1.0, -1.0, 0.0, -0.02, 3.0]
+    metrics = credit.diagnose(make_batch(), advantages)
+    assert sorted(metrics) == sorted(f"credit/{k}" for k in (
+        "rows", "trajectories", "groups", "traj_length_mean", "traj_length_max", "invalid_share",
+        "zero_std_group_share", "adv_mean", "adv_std", "adv_abs_mean", "zero_adv_share", "small_adv_share"))
+    # raw rewards: group g returns 1 and 0 (no penalty applied), h 1 and 1
+    assert metrics["credit/zero_std_group_share"] == pytest.approx(1 / 2)
+    grpo = credit.diagnose(make_batch(), estimator="grpo", normalize="mean")
+    assert not any("step" in key or "episode" in key for key in grpo)
+    with pytest.raises(TypeError, match="no estimator="):
+        credit.diagnose(make_batch(), advantages, gamma=0.9)
+
+
+def test_gigpo_zero_std_share_uses_its_penalized_returns():
+    # with λ = 1, b's invalid step makes g's returns 1 vs −1 (still spread); h stays tied
+    penalized = credit.diagnose(make_batch(), estimator="gigpo", invalid_penalty=1.0)
+    assert penalized["credit/zero_std_group_share"] == pytest.approx(1 / 2)
+    tied = credit.StepBatch(["g", "g"], ["a", "b"], [0, 0], [1.0, 0.0], ["s", "s"], valid=[True, True])
+    assert credit.diagnose(tied, estimator="gigpo", invalid_penalty=1.0)["credit/zero_std_group_share"] == 0.0
+    invalid = credit.StepBatch(["g", "g"], ["a", "b"], [0, 0], [1.0, 0.0], ["s", "s"], valid=[False, True])
+    # a: 1 − 1 = 0 = b's return under GiGPO's penalty; the raw returns differ
+    assert credit.diagnose(invalid, estimator="gigpo", invalid_penalty=1.0)["credit/zero_std_group_share"] == 1.0
+    assert credit.diagnose(invalid, [0.0, 0.0])["credit/zero_std_group_share"] == 0.0

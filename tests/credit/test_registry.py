@@ -5,6 +5,7 @@ import pytest
 
 from steprl import credit
 from steprl.credit import registry
+from steprl.credit.config import CreditConfig
 
 BATCH = credit.StepBatch(["g", "g", "g"], ["a", "a", "b"], [0, 1, 0], [1.0, 2.0, 0.5], ["x", "y", "x"])
 
@@ -44,6 +45,7 @@ def test_estimate_needs_a_step_batch():
 def scratch_registry(monkeypatch):
     monkeypatch.setattr(registry, "_ESTIMATORS", dict(registry._ESTIMATORS))
     monkeypatch.setattr(registry, "_PARAMETERS", dict(registry._PARAMETERS))
+    monkeypatch.setattr(registry, "_SPECS", dict(registry._SPECS))
 
 
 def test_register_a_new_estimator(scratch_registry):
@@ -83,3 +85,33 @@ def test_credit_config_checks_params_and_says_when_text_anchors_are_needed():
     assert CreditConfig(estimator="grpo").effective_drop_threshold is None
     with pytest.raises(ValueError, match="gamm"):
         CreditConfig(estimator="gigpo", params={"gamm": 0.9})
+
+
+def test_builtin_specs_say_what_each_estimator_needs_and_does():
+    assert credit.spec("spa").head == "progress" and credit.spec("spa").needs == {"progress"}
+    assert credit.spec("gae").head == "value" and credit.spec("gae").needs == {"value"}
+    assert credit.spec("loop").drop_threshold == 0.01 and credit.spec("rloo").drop_threshold is None
+    gigpo = credit.spec("gigpo")
+    assert gigpo.diagnostics is not None and gigpo.head is None
+    assert gigpo.uses_text_anchors({"similarity": True}) and not gigpo.uses_text_anchors({})
+    for name in ("grpo", "rloo", "loop", "spa", "gae"):
+        assert credit.spec(name).diagnostics is None and not credit.spec(name).uses_text_anchors({}), name
+
+
+def test_register_checks_its_spec(scratch_registry):
+    with pytest.raises(ValueError, match="head='critic' is not one of progress, value"):
+        credit.register("x", head="critic")
+    with pytest.raises(ValueError, match="needs=\\['reward_model'\\] names unknown fields"):
+        credit.register("x", needs=["reward_model"])
+    with pytest.raises(ValueError, match="drop_threshold=-1 must be >= 0"):
+        credit.register("x", drop_threshold=-1)
+    credit.register("with_head", head="value", drop_threshold=0.2)(lambda batch: batch.value)
+    assert credit.spec("with_head").needs == {"value"}
+    credit.register("needs_value_no_head", needs=["value"])(lambda batch: batch.value)
+    with pytest.raises(ValueError, match="needs the step rows' value, which only a head fills"):
+        CreditConfig(estimator="needs_value_no_head")
+    assert CreditConfig(estimator="with_head").effective_drop_threshold == 0.2
+    assert CreditConfig(estimator="with_head", drop_threshold=0.0).effective_drop_threshold == 0.0
+    credit.unregister("with_head")
+    with pytest.raises(ValueError, match="unknown credit estimator 'with_head'"):
+        credit.spec("with_head")
