@@ -135,8 +135,8 @@ def _load_engine(resolved: ResolvedModel, agent_config):
     """An HF engine on the resolved weights (LoRA adapters merged); ``ValueError`` naming the model when it fails."""
     import torch
 
+    from steprl.agent.engines import make_engine
     from steprl.agent.engines.base import default_device, resolve_dtype
-    from steprl.agent.engines.hf import HFEngine
     from steprl.agent.models import load_tokenizer
 
     device = default_device() if agent_config.device == "auto" else torch.device(agent_config.device)
@@ -160,7 +160,7 @@ def _load_engine(resolved: ResolvedModel, agent_config):
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ValueError(f"cannot load model {resolved.path!r} (weights {resolved.weights}): "
                          f"{type(exc).__name__}: {reason}") from exc
-    return HFEngine(model, tokenizer, max_batch_size=agent_config.max_batch_size)
+    return make_engine(agent_config.model_copy(update={"engine": "hf"}), module=model, tokenizer=tokenizer)
 
 
 # -- scripted agents on the vector env ----------------------------------------------------------

@@ -213,17 +213,11 @@ class RLRun:
             torch.set_num_threads(self.config.run.torch_threads)
 
     def _make_engine(self, model_dir: Path):
-        cfg = self.config.agent
-        if cfg.engine == "hf":
-            from steprl.agent.engines.hf import HFEngine
+        """The rollout engine (agent.make_engine): HF generates with the policy module itself, vLLM loads ``model_dir``."""
+        from steprl.agent.engines import make_engine
 
-            return HFEngine(self.policy.model, self.tokenizer, max_batch_size=cfg.max_batch_size)
-        from steprl.agent.engines.vllm import VLLMEngine
-
-        engine = VLLMEngine(str(model_dir), dtype=cfg.dtype, gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-                            max_model_len=cfg.vllm_max_model_len or cfg.max_prompt_tokens + cfg.max_new_tokens,
-                            seed=self.config.run.seed)
-        return engine
+        return make_engine(self.config.agent, path=model_dir, module=self.policy.model, tokenizer=self.tokenizer,
+                           seed=self.config.run.seed)
 
     def _make_head(self):
         """The head the estimator's spec asks for (SPA's progress estimator, GAE's critic), or None."""
