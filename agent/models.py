@@ -103,7 +103,9 @@ def collect_env_text(
                 for _ in range(max_steps):
                     actions = info.get("admissible_actions") or []
                     expert = info.get("expert_action")
-                    action = expert if (episode % 2 == 0 and expert) else (rng.choice(actions) if actions else "look")
+                    action = expert if (episode % 2 == 0 and expert) else (rng.choice(actions) if actions else expert)
+                    if not action:  # nothing to play here (no admissible list, no expert)
+                        break
                     texts.append(action)
                     texts.extend(actions)
                     obs, _, terminated, truncated, info = env.step(action)

@@ -69,10 +69,11 @@ def _check_step(result: Any, where: str) -> tuple[str, float, bool, bool, dict]:
 
 
 def _pick_action(info: dict, rng: np.random.Generator) -> str:
+    """A random admissible action; where the env lists none, its expert's action, else an empty (invalid) one."""
     admissible = info.get("admissible_actions")
     if admissible:
         return admissible[int(rng.integers(len(admissible)))]
-    return "look"
+    return info.get("expert_action") or ""
 
 
 def check_env(env: gymnasium.Env, *, num_bad_actions: int = 30, max_steps: int = 20, seed: int = 123) -> None:

@@ -4,7 +4,10 @@
 * :class:`ExpertPolicy`: the env's ``info["expert_action"]`` each step.
 
 :func:`run_policy` plays one episode per task of a split and returns the
-success rate with its standard error.
+success rate with its standard error. It plays through the same episode loop,
+turn limit and seeds as the reference rows of ``steprl eval``
+(:func:`agent.scripted.play_scripted`), so ``steprl baselines`` and ``steprl eval``
+give the same random and expert rows for the same env, split, seed and episodes.
 """
 
 from __future__ import annotations
@@ -14,32 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from steprl.agent.scripted import ExpertPolicy, RandomPolicy
+
 __all__ = ["RandomPolicy", "ExpertPolicy", "run_policy", "PolicyResult"]
-
-
-class RandomPolicy:
-    """Uniformly random admissible action (``"look"`` when the env lists none)."""
-
-    name = "random"
-
-    def __init__(self, seed: int = 0):
-        self.rng = np.random.default_rng(seed)
-
-    def __call__(self, obs: str, info: dict) -> str:
-        actions = info.get("admissible_actions") or ["look"]
-        return actions[int(self.rng.integers(len(actions)))]
-
-
-class ExpertPolicy:
-    """The env's expert action; raises if the env has no expert."""
-
-    name = "expert"
-
-    def __call__(self, obs: str, info: dict) -> str:
-        action = info.get("expert_action")
-        if action is None:
-            raise ValueError("this env gives no info['expert_action']; the expert row needs one")
-        return action
 
 
 @dataclass
@@ -70,31 +50,29 @@ class PolicyResult:
 
 
 def run_policy(env_id: str, policy, *, split: str = "test", num_tasks: int = 50, seed: int = 0,
-               progress: bool = True, **env_kwargs) -> PolicyResult:
+               max_turns: int | None = None, progress: bool = True, **env_kwargs) -> PolicyResult:
     """Play one episode of each of the first ``num_tasks`` tasks of ``split`` with ``policy``.
 
-    ``policy(obs, info) -> action``. Games are prepared (generated in
-    parallel) before play starts.
+    ``policy(obs, info) -> action | None``; a :class:`RandomPolicy` draws from its own
+    stream per task, derived from ``seed`` (see :mod:`agent.scripted`). ``max_turns``
+    defaults to the env's registered time limit (else 50), as in ``steprl eval``.
+    Games are prepared (generated in parallel) before play starts.
     """
-    from steprl import envs
     from tqdm.auto import tqdm
 
-    env = envs.make(env_id, split=split, num_tasks=num_tasks, **env_kwargs)
+    from steprl import envs
+    from steprl.agent.scripted import play_scripted, policy_factory
+
+    if max_turns is None:
+        max_turns = envs.spec(env_id).max_episode_steps or 50
+    env = envs.make(env_id, split=split, num_tasks=num_tasks, max_episode_steps=max_turns, **env_kwargs)
     env.unwrapped.prepare(progress=progress)
-    wins, returns, turns = [], [], []
-    for task in tqdm(range(env.unwrapped.num_tasks), desc=f"{getattr(policy, 'name', 'policy')} on {env_id}",
-                     unit="ep", disable=not progress):
-        obs, info = env.reset(seed=seed + task, options={"task": task})
-        total, t = 0.0, 0
-        while True:
-            obs, reward, terminated, truncated, info = env.step(policy(obs, info))
-            total += reward
-            t += 1
-            if terminated or truncated:
-                break
-        wins.append(bool(info.get("success")))
-        returns.append(total)
-        turns.append(t)
-    env.close()
-    return PolicyResult(getattr(policy, "name", "policy"), env_id, split, len(wins), int(sum(wins)),
-                        float(np.mean(returns)), float(np.mean(turns)), wins)
+    tasks = list(range(env.unwrapped.num_tasks))
+    name = getattr(policy, "name", "policy")
+    with tqdm(total=len(tasks), desc=f"{name} on {env_id}", unit="ep", disable=not progress) as bar, \
+            envs.TextVectorEnv([lambda: env], num_workers=0) as vector_env:
+        played = play_scripted(vector_env, policy_factory(policy, seed), tasks, seed=seed, max_turns=max_turns,
+                               bar=bar)
+    wins = [e.success for e in played]
+    return PolicyResult(name, env_id, split, len(wins), int(sum(wins)), float(np.mean([e.reward for e in played])),
+                        float(np.mean([e.turns for e in played])), wins)

@@ -29,15 +29,14 @@ from __future__ import annotations
 import hashlib
 import sys
 import time
-from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from steprl.evaluation.report import EpisodeOutcome, ModelInfo, Protocol, Report, summarize_outcomes
 
-__all__ = ["evaluate", "resolve_model", "ResolvedModel", "weights_sha256", "play_scripted"]
+__all__ = ["evaluate", "resolve_model", "ResolvedModel", "weights_sha256"]
 
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf")
 PROMPT_FIELDS = ("history_k", "history_observations", "response_format", "max_prompt_tokens", "system_prompt",
@@ -163,110 +162,11 @@ def _load_engine(resolved: ResolvedModel, agent_config):
     return make_engine(agent_config.model_copy(update={"engine": "hf"}), module=model, tokenizer=tokenizer)
 
 
-# -- scripted agents on the vector env ----------------------------------------------------------
-@dataclass
-class _Running:
-    task: int
-    group: int
-    policy: Callable[[str, dict], str]
-    observation: str = ""
-    info: dict = field(default_factory=dict)
-    turns: int = 0
-    reward: float = 0.0
-    invalid: int = 0
-
-
-def play_scripted(vector_env, make_policy: Callable[[int], Callable[[str, dict], str]], tasks: Sequence[int], *,
-                  seed: int, max_turns: int, task_types: Mapping[int, str] | None = None,
-                  bar=None, reset_retries: int = 1) -> list[EpisodeOutcome]:
-    """One episode per task with a scripted policy; outcomes in the order of ``tasks``.
-
-    ``make_policy(task) -> policy(obs, info) -> action``. Env reset seeds are the
-    rollout's (``seed`` and the task's position), so scripted agents and the model
-    start from the same states; the episode rules (turn limit, env errors end the
-    episode as a failure, a reset that fails is retried ``reset_retries`` times on
-    the rebuilt env) are the rollout's too.
-
-    A scripted policy needs no batched model call, so the envs are not held in
-    lockstep: each gets its next action, or its next task, as soon as its own result
-    is back (``vector_env.send`` / ``recv``), and no worker waits for another's slow
-    step. Each episode depends only on its task, seed and policy, so the outcomes do
-    not depend on which env played it or when.
-    """
-    from steprl.agent.rollout import derive_seed
-    from steprl.envs.vector import Reset
-
-    pending = deque((group, int(task)) for group, task in enumerate(tasks))
-    starting: dict[int, tuple[int, int, int]] = {}  # env -> (group, task, failed resets)
-    running: dict[int, _Running] = {}
-    outcomes: dict[int, EpisodeOutcome] = {}
-    sends: dict[int, Any] = {}
-
-    def finish(group: int, outcome: EpisodeOutcome) -> None:
-        outcomes[group] = outcome
-        if bar is not None:
-            bar.update(1)
-
-    def start(i: int, group: int, task: int, failed: int) -> None:
-        starting[i] = (group, task, failed)
-        sends[i] = Reset(derive_seed(seed, 0, group), {"task": task})
-
-    def next_task(i: int) -> None:
-        if pending:
-            start(i, *pending.popleft(), 0)
-
-    for i in range(vector_env.num_envs):
-        next_task(i)
-    while sends or vector_env.in_flight:
-        vector_env.send(sends)
-        sends = {}
-        for i, (obs, reward, terminated, truncated, info) in sorted(vector_env.recv().items()):
-            info = info or {}
-            error = info.get("env_error")
-            if i in starting:  # the result of a reset
-                group, task, failed = starting.pop(i)
-                if error is None:
-                    info = {key: value for key, value in info.items() if key != "reset"}
-                    ep = running[i] = _Running(task, group, make_policy(task), obs, info)
-                    sends[i] = ep.policy(ep.observation, ep.info)
-                elif failed < reset_retries:  # the env was rebuilt: try once more
-                    start(i, group, task, failed + 1)
-                else:  # the env could not start the episode: a failure with no turns
-                    finish(group, EpisodeOutcome(
-                        task=task, seed=seed, sample=0, success=False, reward=0.0, turns=0, invalid=0,
-                        unparseable=None, truncated=True, task_type=(task_types or {}).get(task)))
-                    next_task(i)
-                continue
-            ep = running[i]
-            ep.turns += 1
-            ep.reward += float(reward)
-            ep.invalid += not info.get("valid_action", False)
-            ended_by_env = bool(terminated or truncated)
-            if ended_by_env or error is not None or ep.turns >= max_turns:
-                finish(ep.group, EpisodeOutcome(
-                    task=ep.task, seed=seed, sample=0,
-                    success=ended_by_env and error is None and bool(info.get("success", False)),
-                    reward=ep.reward, turns=ep.turns, invalid=ep.invalid, unparseable=None,
-                    truncated=not bool(terminated), task_type=(task_types or {}).get(ep.task)))
-                del running[i]
-                next_task(i)
-            else:
-                ep.observation, ep.info = obs, info
-                sends[i] = ep.policy(ep.observation, ep.info)
-    return [outcomes[group] for group in sorted(outcomes)]
-
-
-def _random_agent(seed: int) -> Callable[[int], Callable[[str, dict], str]]:
-    """Per task, a :class:`RandomPolicy` with its own seed derived from the evaluation seed and the task."""
-    from steprl.agent.rollout import derive_seed
-    from steprl.evaluation.baselines import RandomPolicy
-
-    return lambda task: RandomPolicy(seed=derive_seed(seed, 2, task))
-
-
-def _expert_agent(seed: int) -> Callable[[int], Callable[[str, dict], str]]:
-    """The env's ``expert_action`` (``look`` on the rare state the planner has none for)."""
-    return lambda task: lambda obs, info: info.get("expert_action") or "look"
+def _outcomes(name: str, episodes, seed: int, task_types: Mapping[int, str] | None) -> list[EpisodeOutcome]:
+    """A report's records of scripted episodes (agent.scripted.play_scripted)."""
+    return [EpisodeOutcome(task=e.task, seed=seed, sample=0, success=e.success, reward=e.reward, turns=e.turns,
+                           invalid=e.invalid, unparseable=None, truncated=e.truncated,
+                           task_type=(task_types or {}).get(e.task)) for e in episodes]
 
 
 # -- evaluate ---------------------------------------------------------------------------------
@@ -429,16 +329,19 @@ def evaluate(
                     task_type=(task_types or {}).get(tasks[failed.group_id])))
         rows.append(summarize_outcomes("model", outcomes, seeds, k))
 
-        if references:
-            scripted = [("random", _random_agent)] + ([("expert", _expert_agent)] if has_expert else [])
+        if references:  # the same loop and seeds as `steprl baselines` (agent.scripted)
+            from steprl.agent.scripted import ExpertPolicy, RandomPolicy, play_scripted, policy_factory
+
+            scripted = [RandomPolicy()] + ([ExpertPolicy()] if has_expert else [])
             bar = tqdm(total=len(scripted) * len(seeds) * len(tasks), desc="reference agents", unit="episode",
                        disable=not progress, leave=False)
-            for name, make_agent in scripted:
+            for agent_policy in scripted:
                 played = []
                 for seed in seeds:
-                    played += play_scripted(vector_env, make_agent(seed), tasks, seed=seed, max_turns=max_turns,
-                                            task_types=task_types, bar=bar)
-                rows.append(summarize_outcomes(name, played, seeds, 1))
+                    episodes_played = play_scripted(vector_env, policy_factory(agent_policy, seed), tasks, seed=seed,
+                                                    max_turns=max_turns, bar=bar)
+                    played += _outcomes(agent_policy.name, episodes_played, seed, task_types)
+                rows.append(summarize_outcomes(agent_policy.name, played, seeds, 1))
             bar.close()
             if not has_expert:
                 notes.append(f"{env_id} gives no info['expert_action']: no expert row")

@@ -38,46 +38,49 @@ def end_of_turn_id(tokenizer) -> int:
     return int(tokenizer.eos_token_id)
 
 
+class _RecordingExpert:
+    """The expert policy that also records each step as an SFT example (prompt as the rollout builds it)."""
+
+    def __init__(self, prompt_builder, tokenizer, stop: int):
+        self.builder, self.tokenizer, self.stop = prompt_builder, tokenizer, stop
+        self.history: list[tuple[str, str]] = []
+        self.steps: list[ExpertStep] = []
+
+    def __call__(self, obs: str, info: dict) -> str | None:
+        action = info.get("expert_action")
+        if not action:
+            return None
+        prompt = self.builder.build(info["task"], obs, self.history, info.get("admissible_actions"),
+                                    tools=info.get("tools"))
+        response = self.tokenizer.encode(format_action(action, self.builder.response_format), add_special_tokens=False)
+        self.steps.append(ExpertStep(list(prompt.token_ids), list(response) + [self.stop]))
+        self.history.append((obs, action))
+        return action
+
+
 def collect_expert_steps(env, prompt_builder, tokenizer, episodes: int, *, max_turns: int, seed: int = 0,
                          successful_only: bool = True) -> tuple[list[ExpertStep], dict[str, float]]:
-    """Play ``episodes`` expert episodes (task i mod num_tasks) and return their steps.
+    """Play ``episodes`` expert episodes (task i mod num_tasks) and return their steps, in episode order.
 
-    Returns ``(steps, stats)``; ``stats`` has the expert's success rate, the
-    number of steps and ``sft/env_errors``. With ``successful_only`` an episode the
-    expert failed adds nothing. An env that raises (in reset or step) ends that
-    episode as a failure; the next episode resets it. If every episode raises, the
-    last error is raised.
+    Episodes go through the scripted-agent loop (:func:`agent.scripted.play_scripted`): the
+    rollout's seeds, turn limit and error rules. Returns ``(steps, stats)``;
+    ``stats`` has the expert's success rate, the number of steps and
+    ``sft/env_errors``. With ``successful_only`` an episode the expert failed adds
+    nothing. An env error ends that episode as a failure (a failed reset is retried
+    once); if every episode hits one, a ``RuntimeError`` carries the last message.
     """
+    from steprl.agent.scripted import play_scripted
+    from steprl.envs.vector import TextVectorEnv
+
     stop = end_of_turn_id(tokenizer)
-    steps: list[ExpertStep] = []
-    wins = errors = 0
-    num_tasks = env.unwrapped.num_tasks
-    for episode in range(episodes):
-        history: list[tuple[str, str]] = []
-        episode_steps: list[ExpertStep] = []
-        try:
-            obs, info = env.reset(seed=seed + episode, options={"task": episode % num_tasks})
-            for _ in range(max_turns):
-                action = info.get("expert_action")
-                if not action:
-                    break
-                prompt = prompt_builder.build(info["task"], obs, history, info.get("admissible_actions"),
-                                              tools=info.get("tools"))
-                response = tokenizer.encode(format_action(action, prompt_builder.response_format),
-                                            add_special_tokens=False)
-                episode_steps.append(ExpertStep(list(prompt.token_ids), list(response) + [stop]))
-                history.append((obs, action))
-                obs, reward, terminated, truncated, info = env.step(action)
-                if terminated or truncated:
-                    break
-        except Exception:  # the env crashed: this episode is a failure, the next one resets it
-            errors += 1
-            if errors == episodes:
-                raise
-            continue
-        won = bool(info.get("success"))
-        wins += won
-        if won or not successful_only:
-            steps.extend(episode_steps)
+    tasks = [episode % env.unwrapped.num_tasks for episode in range(episodes)]
+    with TextVectorEnv([lambda: env], num_workers=0) as vector_env:
+        played = play_scripted(vector_env, lambda task: _RecordingExpert(prompt_builder, tokenizer, stop), tasks,
+                               seed=seed, max_turns=max_turns)
+    errored = [e for e in played if e.error is not None and not e.success]
+    if played and len(errored) == len(played):
+        raise RuntimeError(f"every expert episode hit an env error; the last: {errored[-1].error}")
+    steps = [step for e in played if e.success or not successful_only for step in (e.policy.steps if e.policy else [])]
+    wins = sum(e.success for e in played)
     return steps, {"sft/expert_success_rate": wins / max(episodes, 1), "sft/examples": float(len(steps)),
-                   "sft/env_errors": float(errors)}
+                   "sft/env_errors": float(sum(e.env_errors for e in played))}

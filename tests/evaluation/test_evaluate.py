@@ -264,7 +264,7 @@ def test_a_task_that_fails_to_reset_counts_as_a_failure_for_every_agent(tiny_mod
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_scripted_agents_give_the_same_outcomes_in_task_order_however_the_envs_run(num_workers):
     from steprl.evaluation.baselines import RandomPolicy
-    from steprl.evaluation.evaluate import play_scripted
+    from steprl.agent.scripted import play_scripted
 
     tasks = [0, 1, 2, 3, 4, 5, 6]
     fns = [envs.make_fn("evaltest/Hall-v0", split="train")] * 3  # task t is seed t: hall length 2 + t % 3
@@ -282,7 +282,7 @@ def test_scripted_agents_give_the_same_outcomes_in_task_order_however_the_envs_r
 
 
 def test_scripted_agents_retry_a_failing_reset_then_count_a_failure():
-    from steprl.evaluation.evaluate import play_scripted
+    from steprl.agent.scripted import play_scripted
     from tests.envs import toy
 
     expert = lambda task: lambda obs, info: info["expert_action"]  # noqa: E731
@@ -294,3 +294,20 @@ def test_scripted_agents_retry_a_failing_reset_then_count_a_failure():
         played = play_scripted(venv, expert, [0, 1, 2], seed=0, max_turns=10, reset_retries=0)
         assert [(o.task, o.success, o.turns, o.truncated) for o in played] == [
             (0, True, 2, False), (1, False, 0, True), (2, True, 4, False)]
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_baselines_and_eval_give_the_same_reference_rows(tiny_model, seed):
+    """One loop, one seeding rule: `steprl baselines` (run_policy) and `steprl eval`'s reference rows agree."""
+    from steprl.evaluation import ExpertPolicy, RandomPolicy, run_policy
+
+    report = evaluate(tiny_model, "evaltest/Hall-v0", episodes=9, seeds=(seed,), progress=False, agent=SMALL)
+    for policy in (RandomPolicy(), ExpertPolicy()):
+        result = run_policy("evaltest/Hall-v0", policy, split="test", num_tasks=9, seed=seed, progress=False)
+        row = report.row(policy.name)
+        assert result.per_episode == [bool(o[3]) for o in sorted(row.outcomes)], policy.name
+        assert (result.successes, result.episodes) == (row.successes, row.episodes)
+        assert result.mean_turns == pytest.approx(row.mean_turns) and result.mean_return == pytest.approx(
+            row.mean_reward)
+    random_row = report.row("random")
+    assert 0 < random_row.successes < 9  # a real random walk under the hall's 12-step limit, not all-or-nothing
