@@ -2,7 +2,7 @@
 
     batch = rollout(vector_env, engine, prompt_builder, tasks=[0, 1, 2, 3], k=4, max_turns=20)
     batch.save_jsonl("rollouts/iter_0001.jsonl")
-    advantages = credit.estimate("gigpo", batch.to_step_batch())
+    advantages = credit.estimate("gigpo", credit.StepBatch.from_rows(batch.rows))
 
 Each turn, every running episode's prompt is built and tokenized once, the
 engine samples all responses in ONE call, the parsed actions go to the vector
@@ -36,7 +36,7 @@ from steprl.agent.engines.base import Engine, Sampling
 from steprl.agent.parsing import parse_response
 from steprl.agent.prompts import PromptBuilder
 
-__all__ = ["StepRow", "TrajectoryBatch", "FailedStart", "rollout", "anchor_key", "derive_seed"]
+__all__ = ["StepRow", "TrajectoryBatch", "FailedStart", "rollout", "evaluate_agent", "anchor_key", "derive_seed"]
 
 
 @dataclass
@@ -192,25 +192,6 @@ class TrajectoryBatch:
             out["time/env_steps_per_s"] = len(rows) / t["total"]
             out["time/tokens_per_s"] = sum(len(r.response_ids) for r in rows) / t["total"]
         return out
-
-    def to_step_batch(self, text_anchors: bool = False):
-        """The rows as a ``credit.StepBatch`` (``valid`` = ``format_ok and valid_action``).
-
-        Anchors go in as the rows' integer ``anchor_key`` state hashes (hashed when each
-        step was made, so credit does no string work); ``text_anchors=True`` passes the
-        anchor texts instead, which GiGPO's similarity mode needs.
-        """
-        from steprl import credit  # lazy: agent does not depend on credit
-
-        rows = self.rows
-        return credit.StepBatch(
-            group_id=np.array([r.group_id for r in rows], dtype=np.int64),
-            traj_id=np.array([r.traj_id for r in rows], dtype=np.int64),
-            step=np.array([r.step for r in rows], dtype=np.int64),
-            reward=np.array([r.reward for r in rows], dtype=np.float64),
-            anchor=[r.anchor for r in rows] if text_anchors else np.array([r.anchor_key for r in rows], dtype=np.int64),
-            valid=np.array([r.format_ok and r.valid_action for r in rows], dtype=bool),
-        )
 
     # -- JSONL ----------------------------------------------------------------
     def save_jsonl(self, path: str | Path) -> Path:
@@ -434,3 +415,28 @@ def rollout(
     finished.sort(key=lambda ep: ep.traj_id)
     return TrajectoryBatch([row for ep in finished for row in ep.rows], timings,
                            failed_starts=sorted(failed_starts, key=lambda f: f.traj_id))
+
+
+def evaluate_agent(vector_env, engine, prompt_builder, num_tasks: int, *, max_turns: int, sampling,
+                   seed: int = 0, progress: bool = False, prefix: str = "eval") -> tuple[dict[str, float], object]:
+    """Play task ``0..num_tasks-1`` of the vector env's split once each (the trainer's periodic evaluation).
+
+    Returns ``(metrics, trajectory_batch)``; metrics are named ``{prefix}/success_rate``,
+    ``{prefix}/return``, ``{prefix}/turns``, ``{prefix}/invalid``, ``{prefix}/format_ok``,
+    ``{prefix}/truncated`` and ``{prefix}/stderr`` (binomial standard error of the success rate).
+    """
+    batch = rollout(vector_env, engine, prompt_builder, list(range(num_tasks)), k=1, max_turns=max_turns,
+                    sampling=dataclasses.replace(sampling, seed=seed), seed=seed, progress=progress)
+    m = batch.metrics()
+    p = m["env/success_rate"]
+    metrics = {
+        f"{prefix}/success_rate": p,
+        f"{prefix}/stderr": float(np.sqrt(p * (1 - p) / max(m["rollout/episodes"], 1))),
+        f"{prefix}/episodes": m["rollout/episodes"],
+        f"{prefix}/return": m["env/return"],
+        f"{prefix}/turns": m["rollout/turns"],
+        f"{prefix}/invalid": m["rollout/invalid"],
+        f"{prefix}/format_ok": m["rollout/format_ok"],
+        f"{prefix}/truncated": m["rollout/truncated"],
+    }
+    return metrics, batch

@@ -8,20 +8,20 @@ trajectory then step, and times `StepBatch(...)` ("build") plus
 
 - "int": int64 state hashes. This is what the trainer pays: `agent` hashes each
   anchor text once when the step is made (`StepRow.anchor_key`, BLAKE2b, during the
-  rollout, where it is noise next to generation) and `TrajectoryBatch.to_step_batch`
+  rollout, where it is noise next to generation) and `StepBatch.from_rows`
   hands credit the integers.
 - "text": a list of freshly built anchor strings (new objects, no cached hash), as
   GiGPO's similarity mode or your own code may pass them; credit then hashes every
   string, and Python's string hashing alone is ~14 ms per 100k rows here.
 
-For 10k and 100k rows it also runs `gigpo_loop`, the same computation written the
+For 10k and 100k rows it also runs `credit.reference.gigpo_loop`, the same computation written the
 straightforward way (a Python loop over groups and rows with dicts keyed by
 trajectory and (group, anchor)), asserts that both give the same numbers, and prints
 the speedup. Both sides report their best of several runs (the machine may be shared),
 and the loop's runs are interleaved with the vectorized ones.
 Extra rows repeat the sizes with the rows shuffled (a worst case for memory access).
 
-Allocator: the table runs after `credit.tune_allocator()`, as every `steprl` command
+Allocator: the table runs after `credit.tune_allocator()`, as `steprl train`
 does (glibc keeps freed memory instead of page-faulting each numpy temporary in; see
 credit/allocator.py). A first block times the 100k rows with the default allocator,
 before tuning, so the effect is on record in the same run.
@@ -44,6 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from steprl import credit
+from steprl.credit.reference import gigpo_loop
 
 TRAJECTORIES_PER_GROUP = 8
 MAX_STEPS = 50
@@ -96,60 +97,6 @@ def gigpo_vectorized(rollouts, anchor) -> tuple[np.ndarray, float, float]:
     return advantages, built - start, time.perf_counter() - built
 
 
-def gigpo_loop(group_id, traj_id, step, reward, anchor, valid, gamma=0.95, step_weight=1.0,
-               normalize="mean_std", eps=1e-6, invalid_penalty=0.1) -> list[float]:
-    """GiGPO the straightforward way: Python loops over groups and rows (same semantics as credit/gigpo.py)."""
-    n = len(reward)
-    penalized = [reward[i] - (0.0 if valid[i] else invalid_penalty) for i in range(n)]
-
-    rows_of_traj: dict = {}
-    for i in range(n):
-        rows_of_traj.setdefault(traj_id[i], []).append(i)
-    episode_return: dict = {}
-    step_return = [0.0] * n
-    for traj, rows in rows_of_traj.items():
-        rows.sort(key=lambda i: step[i])
-        total = 0.0
-        for i in rows:
-            total += penalized[i]
-        episode_return[traj] = total
-        running = 0.0
-        for i in reversed(rows):  # Eq. 5
-            running = penalized[i] + gamma * running
-            step_return[i] = running
-
-    def normalized(values, singleton_value):
-        if len(values) == 1:
-            return [singleton_value(values[0])]
-        mean = sum(values) / len(values)
-        if normalize == "mean":
-            return [v - mean for v in values]
-        std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
-        return [(v - mean) / (std + eps) for v in values]
-
-    rows_of_group: dict = {}
-    for i in range(n):
-        rows_of_group.setdefault(group_id[i], []).append(i)
-    episode_advantage = [0.0] * n
-    for rows in rows_of_group.values():  # Eq. 3, statistics over the group's rows
-        scores = [episode_return[traj_id[i]] for i in rows]
-        if len({traj_id[i] for i in rows}) == 1:  # K = 1: mean 0, std 1
-            advantages = [s if normalize == "mean" else s / (1.0 + eps) for s in scores]
-        else:
-            advantages = normalized(scores, None)
-        for i, a in zip(rows, advantages):
-            episode_advantage[i] = a
-
-    rows_of_step_group: dict = {}
-    for i in range(n):  # Eq. 6
-        rows_of_step_group.setdefault((group_id[i], anchor[i]), []).append(i)
-    step_advantage = [0.0] * n
-    for rows in rows_of_step_group.values():  # Eq. 7, singleton → 0
-        for i, a in zip(rows, normalized([step_return[i] for i in rows], lambda _: 0.0)):
-            step_advantage[i] = a
-    return [episode_advantage[i] + step_weight * step_advantage[i] for i in range(n)]  # Eq. 8
-
-
 def run_loop(rollouts, anchor) -> tuple[np.ndarray, float]:
     start = time.perf_counter()
     fields = [rollouts[name].tolist() for name in ("group_id", "traj_id", "step", "reward")]  # lists index fastest
@@ -179,7 +126,7 @@ def main() -> None:
           f"{ANCHORS_PER_GROUP} observation texts per group, 5% invalid actions; order 'agent' = by trajectory, "
           "then step (as agent.TrajectoryBatch gives them)")
     print(*before, sep="\n")
-    print(f"allocator tuned (credit.tune_allocator, as steprl commands do): {tuned}; the table below runs tuned")
+    print(f"allocator tuned (credit.tune_allocator, as steprl train does): {tuned}; the table below runs tuned")
     header = (f"{'anchors':>7} {'order':>8} {'rows':>10} {'groups':>7} {'anchors/group':>13} {'build s':>8} "
               f"{'gigpo s':>8} {'total s':>8} {'x prev':>7} {'loop s':>7} {'speedup':>8}")
     print(header)

@@ -5,7 +5,7 @@
     metrics = credit.diagnose(batch, advantages, estimator="gigpo", gamma=0.95)
     credit.spec("gigpo")      # what the estimator needs and does (head, anchors, row drop, diagnostics)
 
-Estimators (ALGORITHMS.md): grpo, rloo, loop, gigpo, spa, gae; `credit.available()`
+Estimators (docs/algorithms.md): grpo, rloo, loop, gigpo, spa, gae; `credit.available()`
 lists them, `credit.register(name)` adds one. See docs/credit.md.
 """
 

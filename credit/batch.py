@@ -87,6 +87,24 @@ class StepBatch:
             raise
         self.reward, self.valid, self.progress, self.value = others.result()
 
+    @classmethod
+    def from_rows(cls, rows, text_anchors: bool = False) -> StepBatch:
+        """The agent's step rows (``agent.rollout.StepRow``) as a batch; ``valid`` = ``format_ok and valid_action``.
+
+        Anchors go in as the rows' integer ``anchor_key`` state hashes (hashed when each
+        step was made, so credit does no string work); ``text_anchors=True`` passes the
+        anchor texts instead (an estimator whose spec asks for them: GiGPO's similarity mode).
+        The rows are read by attribute; credit does not import the agent.
+        """
+        return cls(
+            group_id=np.array([r.group_id for r in rows], dtype=np.int64),
+            traj_id=np.array([r.traj_id for r in rows], dtype=np.int64),
+            step=np.array([r.step for r in rows], dtype=np.int64),
+            reward=np.array([r.reward for r in rows], dtype=np.float64),
+            anchor=[r.anchor for r in rows] if text_anchors else np.array([r.anchor_key for r in rows], dtype=np.int64),
+            valid=np.array([r.format_ok and r.valid_action for r in rows], dtype=bool),
+        )
+
     def __len__(self) -> int:
         return self.step.size
 
@@ -235,7 +253,7 @@ def normalize_in_groups(values, group, n_groups, normalize="mean_std", eps=1e-6,
                         weight=None, singleton=None, singleton_rule="raw", first=None, entries=None):
     """Group-relative advantage `(x − mean_g x) / (std_g x + eps)` for every entry.
 
-    ALGORITHMS.md, GRPO and GiGPO Eq. 3 / Eq. 7. `normalize="mean"` drops the division.
+    docs/algorithms.md, GRPO and GiGPO Eq. 3 / Eq. 7. `normalize="mean"` drops the division.
     The std is the unbiased sample std (ddof=1), as `torch.std` in the reference code.
 
     Args:

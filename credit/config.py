@@ -10,7 +10,7 @@ __all__ = ["CreditConfig"]
 
 
 class CreditConfig(BaseModel):
-    """Credit assignment of a run (ALGORITHMS.md)."""
+    """Credit assignment of a run (docs/algorithms.md)."""
 
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 

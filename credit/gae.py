@@ -1,4 +1,4 @@
-"""GAE: PPO's critic-based advantage (ALGORITHMS.md § PPO with a critic; Schulman et al. 2016).
+"""GAE: PPO's critic-based advantage (docs/algorithms.md § PPO with a critic; Schulman et al. 2016).
 
     δ_t = r_t + γ V(s_{t+1}) − V(s_t)
     Â_t = Σ_{l≥0} (γλ)^l δ_{t+l}          (to the end of the trajectory)

@@ -1,6 +1,6 @@
 """GiGPO (Feng et al. 2025, "Group-in-Group Policy Optimization for LLM Agent Training").
 
-ALGORITHMS.md § GiGPO. Two levels of group-relative advantage, no critic:
+docs/algorithms.md § GiGPO. Two levels of group-relative advantage, no critic:
 
 0. Invalid-action penalty (from the reference code): r_t ← r_t − λ for rows with valid=False,
    before everything below, so it lowers the row's R_t and its trajectory's R(τ).
@@ -25,7 +25,7 @@ Two deliberate readings, both documented in docs/credit.md:
   code applies it to groups with one row, so for K = 1 with T > 1 it gives A^E = 0
   where this gives R(τ)/(1 + ε);
 - the penalty is subtracted from r_t before R_t and R(τ) are computed (the
-  ALGORITHMS.md statement); the reference code subtracts λ from the row's episode
+  docs/algorithms.md statement); the reference code subtracts λ from the row's episode
   score and from its already-discounted R_t, so earlier steps do not feel it.
 """
 

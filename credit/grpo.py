@@ -1,4 +1,4 @@
-"""GRPO: episode-level group-relative advantage (ALGORITHMS.md § GRPO).
+"""GRPO: episode-level group-relative advantage (docs/algorithms.md § GRPO).
 
     A(τ) = (R(τ) − mean_g R) / (std_g R + ε),   R(τ) = Σ_t r_t
 

@@ -1,4 +1,4 @@
-"""LOOP (Chen et al. 2025, AppWorld; ALGORITHMS.md § LOOP).
+"""LOOP (Chen et al. 2025, AppWorld; docs/algorithms.md § LOOP).
 
 Advantage: exactly RLOO (`credit/rloo.py`), no std normalization (the paper reports
 that adding it cost 9 points of task goal completion).

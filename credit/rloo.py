@@ -1,4 +1,4 @@
-"""RLOO: leave-one-out baseline (ALGORITHMS.md § RLOO; Kool et al. 2019, Ahmadian et al. 2024).
+"""RLOO: leave-one-out baseline (docs/algorithms.md § RLOO; Kool et al. 2019, Ahmadian et al. 2024).
 
     A(τ_k) = R(τ_k) − 1/(K−1) Σ_{i≠k} R(τ_i) = K/(K−1) · (R(τ_k) − mean_g R)
 

@@ -1,6 +1,6 @@
 """SPA (Wang et al. 2025, "SPA-RL: Reinforcing LLM Agents via Stepwise Progress Attribution").
 
-ALGORITHMS.md § SPA. The progress estimator (step 1, trained by the trainer) has
+docs/algorithms.md § SPA. The progress estimator (step 1, trained by the trainer) has
 already split the final reward into per-step contributions ĉ_t, given as
 `StepBatch(progress=...)`. Here:
 
@@ -20,7 +20,7 @@ trajectory (less progress is left), so one group-wide mean would hand early step
 positive and late steps negative advantages even when all K rollouts are identical.
 Per step index, identical rollouts get exactly 0.
 
-For the other option of ALGORITHMS.md, PPO with GAE on r̃_t, build the stepwise
+For the other option of docs/algorithms.md, PPO with GAE on r̃_t, build the stepwise
 rewards and run `gae` on them:
     credit.estimate("gae", batch.replace(reward=credit.spa.stepwise_reward(batch), value=v))
 """

@@ -11,7 +11,7 @@
 See docs/evaluation.md.
 """
 
-from steprl.evaluation.agent_eval import evaluate_agent
+from steprl.agent.rollout import evaluate_agent
 from steprl.evaluation.baselines import ExpertPolicy, RandomPolicy, run_policy
 from steprl.evaluation.evaluate import evaluate, resolve_model, weights_sha256
 from steprl.evaluation.plots import plot_run

@@ -1,7 +1,7 @@
 """Trajectory viewer: one static, self-contained HTML file for a set of saved episodes.
 
     steprl view runs/quickstart/episodes/iter_000015.jsonl --out viewer.html
-    write_viewer(batch, "viewer.html", advantages=credit.estimate("gigpo", batch.to_step_batch()))
+    write_viewer(batch, "viewer.html", advantages=credit.estimate("gigpo", credit.StepBatch.from_rows(batch.rows)))
 
 The file opens from disk in any browser: CSS and JavaScript are inline, and
 nothing is fetched. Each episode is a ``<section class="episode">`` with
@@ -178,7 +178,7 @@ def write_viewer(episodes, out_html: str | Path, advantages=None, *, tokenizer=N
             ``StepRow``, of episodes (lists of ``StepRow``), or of the JSONL's episode dicts.
         out_html: the file to write (parent folders are created).
         advantages: one value per step row in the batch's row order (as ``credit.estimate`` returns
-            for ``batch.to_step_batch()``), or a mapping ``{(traj_id, step): value}``; ``None`` shows "–".
+            for ``credit.StepBatch.from_rows(batch.rows)``), or a mapping ``{(traj_id, step): value}``; ``None`` shows "–".
         tokenizer: a tokenizer (or a model folder to load one from) to decode each prompt's token ids for
             display; without one the viewer lists the episode's earlier actions instead.
         title: page title; defaults to the input's file name.

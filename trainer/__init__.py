@@ -1,4 +1,4 @@
-"""steprl trainer: the reusable core of the RL loop (ALGORITHMS.md § The policy loss the trainer shares).
+"""steprl trainer: the reusable core of the RL loop (docs/algorithms.md § The policy loss the trainer shares).
 
     config = TrainerConfig(lora={"enabled": True}, aggregation="seq-mean-token-mean", clip_low=0.1, clip_high=0.1)
     policy = load_policy("runs/tiny", config)

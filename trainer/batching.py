@@ -9,7 +9,7 @@ each row sees the positions it had when it was sampled. The log-probs then need
 the LM head on the last ``R + 1`` columns alone (``R`` the longest response):
 prompt logits, most of the activation memory with a large vocabulary, are
 never computed. Loss is only ever taken on the response tokens
-(ALGORITHMS.md § The policy loss the trainer shares).
+(docs/algorithms.md § The policy loss the trainer shares).
 
 Micro-batches: rows are sorted by length, longest first (a stable sort, so the
 plan is deterministic), and packed greedily while ``rows × (longest prompt +

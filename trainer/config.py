@@ -2,10 +2,10 @@
 
 Composed into the run config under ``trainer:``. Unknown keys and bad values
 fail at load time, naming the field and what it accepts. The loss settings are
-those of ALGORITHMS.md § "The policy loss the trainer shares"; the defaults are
+those of docs/algorithms.md § "The policy loss the trainer shares"; the defaults are
 plain PPO-clip with token-mean aggregation and no reference model.
 
-Paper settings, for reference (ALGORITHMS.md):
+Paper settings, for reference (docs/algorithms.md):
 
 * LOOP: ``clip_low=clip_high=0.1, aggregation="seq-mean-token-mean", kl_coef=0,
   ppo_epochs=2, minibatch_size=32, lr=5e-5, recompute_old_logprobs=True``,
@@ -126,7 +126,7 @@ class TrainerConfig(BaseModel):
     recompute_old_logprobs: bool = True
     """Recompute π_old with the trainer's model before the update (LOOP); False = use the sampler's log-probs."""
 
-    # -- policy loss (ALGORITHMS.md § The policy loss the trainer shares) ---------
+    # -- policy loss (docs/algorithms.md § The policy loss the trainer shares) ---------
     clip_low: float = Field(0.2, ge=0, lt=1)
     """ε_low: the ratio is clipped below at 1 − ε_low."""
     clip_high: float = Field(0.2, ge=0)

@@ -1,6 +1,6 @@
 """Scalar heads on the policy's backbone: GAE's value head and SPA's progress estimator.
 
-ALGORITHMS.md § SPA (progress estimator) and § PPO with a critic (value head).
+docs/algorithms.md § SPA (progress estimator) and § PPO with a critic (value head).
 
 The choice made here (documented in the issue): a head is a small module
 (linear by default, the SPA reference code's "linear head on the last token";
@@ -127,7 +127,7 @@ class _BackboneHead:
 
 
 class ValueHead(_BackboneHead):
-    """GAE's critic V(s_t), read at the last prompt token (ALGORITHMS.md § PPO with a critic).
+    """GAE's critic V(s_t), read at the last prompt token (docs/algorithms.md § PPO with a critic).
 
     Example:
         >>> values = value_head.predict(rows)                                  # before credit
@@ -176,7 +176,7 @@ class ValueHead(_BackboneHead):
 
 
 class ProgressEstimator(_BackboneHead):
-    """SPA's progress estimator ĉ_t, read at the last response token (ALGORITHMS.md § SPA, step 1).
+    """SPA's progress estimator ĉ_t, read at the last response token (docs/algorithms.md § SPA, step 1).
 
     Trained per trajectory with ``(Σ_t ĉ_t − R_final)²``; ``R_final`` defaults to
     the episode return ``Σ_t r_t`` of the trajectory's rows (equal to the final

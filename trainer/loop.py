@@ -36,13 +36,35 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
-__all__ = ["RLRun", "MetricsLogger"]
+__all__ = ["RLRun", "MetricsLogger", "SectionTimer"]
+
+
+class SectionTimer:
+    """Wall time per named section: ``with timer("update"): ...``; ``metrics()`` → ``{"time/update_s": …}``.
+
+    A section entered twice adds up (the heads run before and after credit).
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def metrics(self) -> dict[str, float]:
+        return {f"time/{name}_s": value for name, value in self.seconds.items()}
 
 
 class MetricsLogger:
@@ -94,7 +116,7 @@ class _NullLogger:
 
 
 class RLRun:
-    """One training run, built from a :class:`steprl.config.RunConfig`.
+    """One training run, built from a :class:`steprl.trainer.run_config.RunConfig`.
 
     Args:
         config: the run config.
@@ -226,13 +248,11 @@ class RLRun:
         kind = self.config.credit.spec.head
         return None if kind is None else make_head(kind, self.policy, self.config.trainer, seed=self.config.run.seed)
 
-    def _sync_weights(self) -> float:
-        t0 = time.perf_counter()
+    def _sync_weights(self) -> None:
         if getattr(self.engine, "model", None) is not self.policy.model:
             self.engine.update_weights(self.policy.state_dict_for_engine())
         if self.workers is not None:  # every rollout replica, through Ray's object store
             self.workers.update_weights(self.policy.state_dict_for_engine())
-        return time.perf_counter() - t0
 
     def say(self, message: str) -> None:
         if not self.is_main:
@@ -283,7 +303,7 @@ class RLRun:
     # -- evaluation ---------------------------------------------------------------
     def evaluate(self, iteration: int) -> dict[str, float]:
         from steprl.agent.engines.base import Sampling
-        from steprl.evaluation.agent_eval import evaluate_agent
+        from steprl.agent.rollout import evaluate_agent
 
         cfg = self.config
         t0 = time.perf_counter()
@@ -298,41 +318,49 @@ class RLRun:
 
     # -- one RL iteration -----------------------------------------------------------
     def iteration(self, it: int) -> dict[str, float]:
+        """One RL iteration, top to bottom: rollout → credit → policy update → weight sync."""
         from steprl import credit
 
         cfg = self.config
+        timer = SectionTimer()
         rng = np.random.default_rng([cfg.run.seed, it])
         n_tasks = cfg.env.train_tasks
         tasks = rng.choice(n_tasks, size=cfg.run.tasks_per_iteration, replace=cfg.run.tasks_per_iteration > n_tasks)
-        t0 = time.perf_counter()
-        batch, faults = self._rollout(tasks.tolist(), seed=int(rng.integers(2**31)))
-        t1 = time.perf_counter()
-        metrics = batch.metrics()
-        metrics.update(faults)
 
-        step_batch = batch.to_step_batch(text_anchors=cfg.credit.text_anchors)
-        if self.head is not None:  # the field the estimator's spec needs (SPA's ĉ_t, GAE's V(s_t))
-            features = self.head.features(batch.rows)  # one backbone pass serves both head calls
-            filled, head_metrics = self.head.before_credit(batch.rows, features)
+        # 1. rollout: K episodes of each task
+        with timer("rollout"):
+            batch, faults = self._rollout(tasks.tolist(), seed=int(rng.integers(2**31)))
+        metrics = {**batch.metrics(), **faults}
+
+        # 2. credit: the head the estimator's spec names fills its field (SPA's ĉ_t, GAE's V(s_t)),
+        #    then one advantage per step row, the estimator's diagnostics, and the rows it drops
+        step_batch = credit.StepBatch.from_rows(batch.rows, text_anchors=cfg.credit.text_anchors)
+        if self.head is not None:
+            with timer("heads"):
+                features = self.head.features(batch.rows)  # one backbone pass serves both head calls
+                filled, head_metrics = self.head.before_credit(batch.rows, features)
             metrics.update(head_metrics)
             step_batch = step_batch.replace(**{self.head.name: filled})
-        t2 = time.perf_counter()
-        advantages = credit.estimate(cfg.credit.estimator, step_batch, **cfg.credit.params)
-        t3 = time.perf_counter()
+        with timer("credit"):
+            advantages = credit.estimate(cfg.credit.estimator, step_batch, **cfg.credit.params)
         metrics.update(credit.diagnose(step_batch, advantages, estimator=cfg.credit.estimator, **cfg.credit.params))
         if self.head is not None:
-            metrics.update(self.head.after_credit(batch.rows, advantages, filled, features))
+            with timer("heads"):
+                metrics.update(self.head.after_credit(batch.rows, advantages, filled, features))
         threshold = cfg.credit.effective_drop_threshold
         keep = None if threshold is None else credit.keep_mask(advantages, threshold)
         if keep is not None:
             metrics["credit/dropped_share"] = float(1 - keep.mean())
 
-        t4 = time.perf_counter()
-        metrics.update(self.trainer.update(batch.rows, advantages, keep_mask=keep))
-        t5 = time.perf_counter()
-        metrics["time/sync_s"] = self._sync_weights()
-        metrics.update({"time/rollout_s": t1 - t0, "time/credit_s": t3 - t2, "time/heads_s": (t2 - t1) + (t4 - t3),
-                        "time/update_s": t5 - t4})
+        # 3. policy update: trainer.ppo_epochs × shuffled minibatches × micro-batches (PolicyTrainer.update)
+        with timer("update"):
+            metrics.update(self.trainer.update(batch.rows, advantages, keep_mask=keep))
+
+        # 4. weight sync: the engine (and rollout workers) get the new weights
+        with timer("sync"):
+            self._sync_weights()
+
+        metrics.update(timer.metrics())
         if self.is_main and (it + 1) % cfg.run.save_episodes_every == 0:
             batch.save_jsonl(self.run_dir / "episodes" / f"iter_{it + 1:06d}.jsonl")
         return metrics

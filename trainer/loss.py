@@ -1,4 +1,4 @@
-"""The losses, as pure torch functions (ALGORITHMS.md § "The policy loss the trainer shares").
+"""The losses, as pure torch functions (docs/algorithms.md § "The policy loss the trainer shares").
 
 Shapes: per-token tensors are ``[rows, tokens]``; ``mask`` is 1 (or True) on
 the response tokens that carry loss and 0 on prompt, observation and padding
@@ -82,7 +82,7 @@ def policy_loss(
     aggregation: str = "token-mean",
     normalizer: float | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """PPO-clip policy loss with optional dual clip (ALGORITHMS.md § The policy loss the trainer shares).
+    """PPO-clip policy loss with optional dual clip (docs/algorithms.md § The policy loss the trainer shares).
 
     For each loss token i with advantage A:
     ``ρ_i = exp(log π_θ − log π_old)``,
@@ -164,7 +164,7 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
 def value_loss(
     values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip: float | None = 0.2
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """PPO's clipped value loss (ALGORITHMS.md § PPO with a critic).
+    """PPO's clipped value loss (docs/algorithms.md § PPO with a critic).
 
     ``V_clip = V_old + clip(V − V_old, −clip, clip)``,
     ``loss = ½ · mean(max((V − R)², (V_clip − R)²))`` with ``R = Â + V_old``

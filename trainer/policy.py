@@ -4,7 +4,7 @@
   teacher-forced log-probs of response tokens, backbone hidden states for the
   scalar heads, merged weights for the inference engine, save/load.
 * :class:`PolicyTrainer` runs one policy update on a batch of step rows and
-  their advantages (ALGORITHMS.md § The policy loss the trainer shares):
+  their advantages (docs/algorithms.md § The policy loss the trainer shares):
 
       old log-probs   (recomputed under no_grad, or the sampler's)
       ref log-probs   (only when kl_coef > 0)
@@ -132,7 +132,7 @@ class Policy:
     def token_logprobs(
         self, micro: MicroBatch, *, with_entropy: bool = True, entropy_grad: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Teacher-forced log-probs of each response token (ALGORITHMS.md § The policy loss the trainer shares).
+        """Teacher-forced log-probs of each response token (docs/algorithms.md § The policy loss the trainer shares).
 
         One forward pass over ``prompt + response``; the logits at position
         ``p − 1`` score the token at ``p``, read only at response positions, in fp32.
@@ -370,7 +370,7 @@ def make_optimizer(params, config: TrainerConfig):
 
 
 class PolicyTrainer:
-    """PPO-style updates of a :class:`Policy` on step rows (ALGORITHMS.md § The policy loss the trainer shares).
+    """PPO-style updates of a :class:`Policy` on step rows (docs/algorithms.md § The policy loss the trainer shares).
 
     Args:
         policy: the policy to train (its parameters are updated in place).

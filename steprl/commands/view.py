@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if args.credit:
         from steprl import credit
 
-        advantages = credit.estimate(args.credit, batch.to_step_batch())
+        advantages = credit.estimate(args.credit, credit.StepBatch.from_rows(batch.rows))
     out = write_viewer(batch, args.out or path.with_suffix(".html"), advantages, tokenizer=args.tokenizer,
                        title=f"steprl episodes: {path.name}")
     print(f"wrote {out} ({len(batch.episodes())} episodes)")

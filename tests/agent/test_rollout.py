@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from steprl import credit
 from steprl.agent.config import AgentConfig
 from steprl.agent.engines import Sampling
 from steprl.agent.prompts import PromptBuilder
@@ -139,7 +140,7 @@ def test_failed_reset_ends_that_episode_as_a_failure_not_the_run(tokenizer, tmp_
     m = batch.metrics()
     assert m["rollout/episodes"] == 6 and m["rollout/reset_errors"] == 2
     assert batch.success_rate() == pytest.approx(4 / 6) and m["env/success_rate"] == pytest.approx(4 / 6)
-    assert batch.to_step_batch().n_trajectories == 4  # nothing to train on in a failed start
+    assert credit.StepBatch.from_rows(batch.rows).n_trajectories == 4  # nothing to train on in a failed start
     back = TrajectoryBatch.load_jsonl(batch.save_jsonl(tmp_path / "episodes.jsonl"))
     assert back.rows == batch.rows and back.failed_starts == batch.failed_starts
     only_failed = TrajectoryBatch(failed_starts=batch.failed_starts)
@@ -186,13 +187,12 @@ def test_agent_config_as_prompt_builder_and_seeds(hf_engine):
     assert all(len(r.response_ids) <= 4 for r in runs[0].rows)
 
 
-def test_to_step_batch(tokenizer):
-    from steprl import credit
+def test_rows_to_credit_step_batch(tokenizer):
     engine = ScriptedEngine(tokenizer, lambda call, row, prompt: "go east" if row % 2 else "dance")
     with make_vector_env(num_envs=4) as venv:
         batch = rollout(venv, engine, PromptBuilder(tokenizer, max_prompt_tokens=512), tasks=[0, 1], k=2,
                         max_turns=3, progress=False)
-    steps = batch.to_step_batch()
+    steps = credit.StepBatch.from_rows(batch.rows)
     assert isinstance(steps, credit.StepBatch) and len(steps) == len(batch)
     assert steps.n_groups == 2 and steps.n_trajectories == 4
     assert steps.valid.tolist() == [r.format_ok and r.valid_action for r in batch.rows]
@@ -201,8 +201,8 @@ def test_to_step_batch(tokenizer):
     assert keys == [anchor_key(r.anchor) for r in batch.rows]
     assert len(set(keys)) == len({r.anchor for r in batch.rows})
     assert anchor_key("-= Hall =-") == anchor_key("-= Hall =-") != anchor_key("-= Hall =- ")
-    assert list(batch.to_step_batch(text_anchors=True).anchor) == [r.anchor for r in batch.rows]
-    np.testing.assert_allclose(credit.estimate("gigpo", steps), credit.estimate("gigpo", batch.to_step_batch(True)))
+    assert list(credit.StepBatch.from_rows(batch.rows, text_anchors=True).anchor) == [r.anchor for r in batch.rows]
+    np.testing.assert_allclose(credit.estimate("gigpo", steps), credit.estimate("gigpo", credit.StepBatch.from_rows(batch.rows, True)))
 
 
 def test_batch_helpers_on_hand_made_rows(tmp_path):

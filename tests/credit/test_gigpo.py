@@ -1,16 +1,15 @@
 """GiGPO (Eq. 3, 5, 6, 7, 8) against advantages worked out by hand, plus the loop reference."""
 
-import importlib.util
 import math
 import os
 from difflib import SequenceMatcher
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from steprl import credit
 from steprl.credit.gigpo import advantage_levels, step_groups
+from steprl.credit.reference import gigpo_loop
 
 EPS = 1e-6
 
@@ -173,13 +172,7 @@ def test_bad_parameters_are_named():
         credit.estimate("gigpo", batch, similarity=True, similarity_threshold=0)
 
 
-# --- against the straightforward loop implementation ----------------------------------------
-def load_benchmark():
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "credit_speed.py"
-    spec = importlib.util.spec_from_file_location("credit_speed", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# --- against the readable reference (credit/reference.py) --------------------------------------
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -196,7 +189,7 @@ def test_vectorized_gigpo_matches_the_loop_reference(seed):
     params = {"gamma": float(rng.choice([0.0, 0.5, 0.95, 1.0])), "step_weight": float(rng.choice([0.0, 1.0, 2.5])),
               "normalize": str(rng.choice(["mean", "mean_std"])), "invalid_penalty": float(rng.choice([0.0, 0.1]))}
     columns = [list(column) for column in zip(*rows)]
-    expected = load_benchmark().gigpo_loop(*columns, **params)
+    expected = gigpo_loop(*columns, **params)
     np.testing.assert_allclose(credit.estimate("gigpo", make_batch(rows), **params), expected, rtol=1e-9, atol=1e-9)
 
 

@@ -1,4 +1,4 @@
-"""The losses against values computed by hand (ALGORITHMS.md § The policy loss the trainer shares)."""
+"""The losses against values computed by hand (docs/algorithms.md § The policy loss the trainer shares)."""
 
 import math
 
