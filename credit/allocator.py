@@ -7,9 +7,10 @@ each new temporary then costs one page fault per 4 KiB. At 100k rows that is mos
 of GiGPO's time (measured in ``benchmarks/credit_speed.py``: 25 ms → 10 ms on a
 shared 2-core machine). ``tune_allocator()`` raises glibc's mmap threshold to its
 maximum (32 MiB) and its trim threshold to 1 GiB, so freed blocks are reused; the
-cost is that up to that much freed memory stays with the process. ``steprl`` calls
-it when a command starts; call it yourself when you use ``credit`` in your own
-trainer. Setting ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` in the
+cost is that up to that much freed memory stays with the process. It changes the
+whole process, so only ``steprl train`` calls it (after its config loads); other
+commands and library use leave malloc alone. Call it yourself when you use
+``credit`` on large batches in your own trainer. Setting ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` in the
 environment does the same for any process. On other C libraries it does nothing.
 """
 

@@ -1,7 +1,11 @@
 """Environment registry: ``envs.register`` / ``envs.make`` / ``envs.registry``.
 
-Ids are ``family/Name-vN``. Every registered env is also registered into
-Gymnasium's own registry, so ``gymnasium.make("textworld/cooking-v0")`` works.
+Ids are ``family/Name-vN``. There is one registry, Gymnasium's own: ``register``
+puts the env into ``gymnasium.registry`` (its entry point carries steprl's
+:class:`EnvSpec`: description, default kwargs, time limit, source), so
+``gymnasium.make("textworld/cooking-v0")`` and ``envs.make`` build the same env,
+and ``envs.registry()`` is a view of Gymnasium's. Both set
+``env.spec.max_episode_steps`` to the time limit applied.
 Third-party packages add envs through the entry-point group ``steprl.envs``:
 each entry point names a callable (or module) that calls :func:`register` when
 loaded. Plugins load once, lazily, the first time the registry is read.
@@ -42,8 +46,26 @@ class EnvSpec:
         return getattr(importlib.import_module(module), attr)
 
 
-_REGISTRY: dict[str, EnvSpec] = {}
 _plugins_loaded = False
+
+
+class _Builder:
+    """The entry point steprl registers in Gymnasium: builds the env through :func:`make`, carries its EnvSpec."""
+
+    def __init__(self, env_spec: EnvSpec):
+        self.spec = env_spec
+
+    def __call__(self, **kwargs: Any) -> gymnasium.Env:
+        return make(self.spec.id, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"steprl.envs.make({self.spec.id!r})"
+
+
+def _steprl_specs() -> dict[str, EnvSpec]:
+    """steprl's envs in Gymnasium's registry, by id."""
+    return {env_id: gym_spec.entry_point.spec for env_id, gym_spec in gymnasium.registry.items()
+            if isinstance(gym_spec.entry_point, _Builder)}
 
 
 def register(
@@ -67,23 +89,12 @@ def register(
     if not _ID_RE.match(id):
         raise ValueError(f"env id {id!r} must look like 'family/Name-v0'")
     env_spec = EnvSpec(id, entry_point, description, max_episode_steps, dict(kwargs or {}), source)
-    _REGISTRY[id] = env_spec
     if id in gymnasium.registry:
         del gymnasium.registry[id]
-    gymnasium.register(
-        id=id,
-        entry_point=_gym_entry(id),
-        disable_env_checker=True,
-        order_enforce=False,
-    )
+    # The time limit is steprl's TimeLimit (it sets info["success"] on truncation), applied by make();
+    # Gymnasium's spec leaves max_episode_steps unset so gymnasium.make does not wrap a second one.
+    gymnasium.register(id=id, entry_point=_Builder(env_spec), disable_env_checker=True, order_enforce=False)
     return env_spec
-
-
-def _gym_entry(env_id: str) -> Callable[..., gymnasium.Env]:
-    def build(**kw: Any) -> gymnasium.Env:
-        return make(env_id, **kw)
-
-    return build
 
 
 def load_plugins() -> None:
@@ -94,13 +105,14 @@ def load_plugins() -> None:
     _plugins_loaded = True
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
-            before = set(_REGISTRY)
+            before = set(_steprl_specs())
             obj = ep.load()
             if callable(obj):
                 obj()
-            for new_id in set(_REGISTRY) - before:
-                s = _REGISTRY[new_id]
-                _REGISTRY[new_id] = EnvSpec(s.id, s.entry_point, s.description, s.max_episode_steps, s.kwargs, source=ep.value)
+            for new_id, s in _steprl_specs().items():
+                if new_id not in before:
+                    gymnasium.registry[new_id].entry_point.spec = EnvSpec(
+                        s.id, s.entry_point, s.description, s.max_episode_steps, s.kwargs, source=ep.value)
         except Exception as exc:  # a broken plugin must not break steprl
             warnings.warn(f"steprl: could not load env plugin {ep.name!r} ({ep.value}): {exc}", stacklevel=2)
 
@@ -108,7 +120,7 @@ def load_plugins() -> None:
 def registry() -> dict[str, EnvSpec]:
     """All registered envs by id, plugins included."""
     load_plugins()
-    return dict(sorted(_REGISTRY.items()))
+    return dict(sorted(_steprl_specs().items()))
 
 
 def spec(env_id: str) -> EnvSpec:
@@ -133,8 +145,10 @@ def make(env_id: str, *, max_episode_steps: int | None = None, **kwargs: Any) ->
 
     env_spec = spec(env_id)
     env = env_spec.load()(**{**env_spec.kwargs, **kwargs})
-    gym_spec = gymnasium.envs.registration.EnvSpec(id=env_id, entry_point=_gym_entry(env_id), kwargs=kwargs)
-    env.unwrapped.spec = gym_spec
+    spec_kwargs = kwargs if max_episode_steps is None else {**kwargs, "max_episode_steps": max_episode_steps}
+    env.unwrapped.spec = gymnasium.envs.registration.EnvSpec(  # gymnasium.make(env.spec) re-makes this env
+        id=env_id, entry_point=gymnasium.registry[env_id].entry_point, kwargs=spec_kwargs, disable_env_checker=True,
+        order_enforce=False)
     limit = env_spec.max_episode_steps if max_episode_steps is None else max_episode_steps
     if limit:
         env = TimeLimit(env, limit)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any
 
 import gymnasium
@@ -9,19 +11,29 @@ import gymnasium
 __all__ = ["TimeLimit", "ActionHistory"]
 
 
-class TimeLimit(gymnasium.Wrapper):
+class TimeLimit(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
     """End the episode as truncated after ``max_episode_steps`` steps.
 
     Unlike Gymnasium's, it also sets ``info["success"] = False`` on truncation,
-    so every ended episode carries ``success``.
+    so every ended episode carries ``success``. As Gymnasium's does, it reports its
+    limit in ``env.spec.max_episode_steps``.
     """
 
     def __init__(self, env: gymnasium.Env, max_episode_steps: int):
-        super().__init__(env)
         if max_episode_steps < 1:
             raise ValueError(f"max_episode_steps={max_episode_steps} must be >= 1")
+        gymnasium.utils.RecordConstructorArgs.__init__(self, max_episode_steps=max_episode_steps)
+        gymnasium.Wrapper.__init__(self, env)
         self.max_episode_steps = max_episode_steps
         self._elapsed = 0
+
+    @property
+    def spec(self):
+        env_spec = super().spec
+        if env_spec is not None and env_spec.max_episode_steps != self.max_episode_steps:
+            env_spec = dataclasses.replace(env_spec, max_episode_steps=self.max_episode_steps)
+            self._cached_spec = env_spec
+        return env_spec
 
     def reset(self, **kwargs: Any):
         self._elapsed = 0

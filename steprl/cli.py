@@ -1,14 +1,22 @@
 """The ``steprl`` console script.
 
 Each subcommand is a module in ``steprl/commands/`` with ``add_parser(subparsers)``
-and ``run(args) -> int``. Errors a user can fix print one line and exit 2.
+and ``run(args) -> int``. Errors a user can fix print one line and exit 2: a
+:class:`UserError`, a bad config (``ConfigError``), an unknown env id, a missing
+or corrupt file, and any ``ValueError``/``KeyError``/``FileNotFoundError``/
+``FileExistsError`` that steprl's own code raises on purpose (a ``raise``
+statement in steprl's source, with a message). Anything else is unexpected and
+keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import linecache
 import sys
+import traceback
+from pathlib import Path
 
 # subcommand name → module in steprl.commands
 COMMANDS = {
@@ -52,18 +60,41 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    from steprl import credit
-
-    credit.tune_allocator()  # numpy temporaries reuse freed memory (see credit/allocator.py)
     try:
         return int(args.func(args) or 0)
     except (UserError, KeyError, ValueError, FileNotFoundError, FileExistsError) as exc:
+        if not is_user_error(exc):
+            raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"steprl {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+_SOURCE_ROOTS = tuple(str(Path(importlib.import_module(f"steprl.{name}").__file__).parent)
+                      for name in ("envs", "agent", "credit", "trainer", "evaluation")) + (str(Path(__file__).parent),)
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a message for the user (print one line) rather than a bug (keep the traceback).
+
+    Yes for :class:`UserError` and the config loader's ``ConfigError``; for the other
+    caught types, yes when the innermost frame is a ``raise`` statement in steprl's
+    own source and the exception carries a message. A ``KeyError`` from a dict
+    lookup, or a ``ValueError`` from numpy or torch, is a bug and keeps its traceback.
+    """
+    from steprl.loader import ConfigError
+
+    if isinstance(exc, (UserError, ConfigError)):
+        return True
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames or not exc.args or not isinstance(exc.args[0], str):
+        return False
+    last = frames[-1]
+    line = linecache.getline(last.filename, last.lineno).strip() if last.lineno else ""
+    return last.filename.startswith(_SOURCE_ROOTS) and line.startswith("raise")
 
 
 if __name__ == "__main__":

@@ -30,3 +30,41 @@ def test_unknown_env_is_one_clear_line_and_exit_2():
 def test_env_new_rejects_bad_name(tmp_path):
     out = steprl("env", "new", "Bad-Name", "--dir", str(tmp_path))
     assert out.returncode == 2 and "lowercase Python identifier" in out.stderr
+
+
+def test_a_bug_keeps_its_traceback_and_a_deliberate_error_is_one_line(monkeypatch, capsys):
+    """A KeyError from a dict lookup or a ValueError from a library is a bug: the traceback stays."""
+    import pytest
+
+    from steprl import cli
+    from steprl.commands import envs as envs_command
+
+    def lookup_bug(args):
+        return {}["missing"]  # a bug in steprl's own code, not a message for the user
+
+    def numpy_error(args):
+        import numpy as np
+
+        return np.zeros(3).reshape(2)  # ValueError raised inside numpy
+
+    def deliberate(args):  # steprl's own check of a user's input
+        from steprl.credit.registry import check_params
+
+        check_params("reinforce", {})
+
+    for bug in (lookup_bug, numpy_error):
+        monkeypatch.setattr(envs_command, "run", bug)
+        with pytest.raises((KeyError, ValueError)):
+            cli.main(["envs"])
+    monkeypatch.setattr(envs_command, "run", deliberate)
+    assert cli.main(["envs"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("steprl envs: error: unknown credit estimator 'reinforce'; available: ") and err.count("\n") == 1
+
+
+def test_malloc_tuning_is_left_to_steprl_train():
+    code = ("import steprl.cli as c, steprl.credit.allocator as a; c.main(['envs']); "
+            "print('applied', a._applied)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("applied None")

@@ -44,9 +44,11 @@ def load(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from steprl import credit
     from steprl.trainer.loop import RLRun
 
     cfg = load(args)
+    credit.tune_allocator()  # training's credit step reuses freed memory for numpy temporaries (credit/allocator.py)
     print(f"steprl train: {cfg.env.id} with {cfg.credit.estimator}, {cfg.run.iterations} iterations → {cfg.run.dir}")
     summary = RLRun(cfg, resume=bool(args.resume)).run()
     print_summary(summary)

@@ -28,6 +28,35 @@ def test_gymnasium_make_builds_registered_env():
     assert info["task_id"] == "toy/Corridor-v0:0"
 
 
+def test_spec_reports_the_time_limit_after_both_makes():
+    limit = envs.spec("toy/Corridor-v0").max_episode_steps
+    assert limit is not None
+    for env, want in [(envs.make("toy/Corridor-v0"), limit), (gymnasium.make("toy/Corridor-v0"), limit),
+                      (envs.make("toy/Corridor-v0", max_episode_steps=3), 3)]:
+        assert env.spec.id == "toy/Corridor-v0" and env.spec.max_episode_steps == want
+        env.reset(seed=0, options={"task": 3})  # length 5
+        steps = 0
+        while True:
+            steps += 1
+            *_, terminated, truncated, info = env.step("west")  # invalid in room 0: never finishes
+            if terminated or truncated:
+                break
+        assert steps == want and truncated and info["success"] is False
+    assert envs.make("toy/Corridor-v0", max_episode_steps=0).spec.max_episode_steps is None
+    again = gymnasium.make(envs.make("toy/Corridor-v0", max_episode_steps=4).spec)  # re-made from its spec
+    assert again.spec.max_episode_steps == 4
+
+
+def test_one_registry_gymnasiums():
+    """steprl's registry is a view of Gymnasium's: what is removed there is gone here too."""
+    envs.register("toy/Scratch-v0", toy.CorridorEnv, description="scratch", max_episode_steps=5)
+    assert "toy/Scratch-v0" in gymnasium.registry and envs.spec("toy/Scratch-v0").description == "scratch"
+    del gymnasium.registry["toy/Scratch-v0"]
+    assert "toy/Scratch-v0" not in envs.registry()
+    with pytest.raises(KeyError, match="unknown env id 'toy/Scratch-v0'"):
+        envs.make("toy/Scratch-v0")
+
+
 def test_unknown_id_names_close_match():
     with pytest.raises(KeyError, match="Did you mean toy/Corridor-v0"):
         envs.make("toy/Coridor-v0")
