@@ -63,6 +63,8 @@ def run_policy(env_id: str, policy, *, split: str = "test", num_tasks: int = 50,
     from steprl import envs
     from steprl.agent.scripted import play_scripted, policy_factory
 
+    if "max_episode_steps" in env_kwargs:  # the env's own name for the turn limit
+        max_turns = env_kwargs.pop("max_episode_steps")
     if max_turns is None:
         max_turns = envs.spec(env_id).max_episode_steps or 50
     env = envs.make(env_id, split=split, num_tasks=num_tasks, max_episode_steps=max_turns, **env_kwargs)

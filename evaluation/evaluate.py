@@ -55,7 +55,7 @@ class ResolvedModel:
         base: the base model folder a LoRA adapter applies to (``None`` for full weights).
         source: ``model folder`` or ``run checkpoint``.
         checkpoint: checkpoint directory name for runs.
-        run_config: the run's ``config.yaml`` as a dict (``None`` for a model folder).
+        run_config: the run's saved ``RunConfig`` (``None`` for a model folder).
     """
 
     path: str
@@ -64,7 +64,7 @@ class ResolvedModel:
     base: Path | None = None
     source: str = "model folder"
     checkpoint: str | None = None
-    run_config: dict[str, Any] | None = field(default=None, repr=False)
+    run_config: Any = field(default=None, repr=False)
 
 
 def resolve_model(model: str | Path) -> ResolvedModel:
@@ -72,27 +72,34 @@ def resolve_model(model: str | Path) -> ResolvedModel:
 
     Raises ``FileNotFoundError`` naming the path when it is none of these.
     """
-    import yaml
-
-    from steprl.trainer.checkpoint import CheckpointCorrupt, latest_intact, verify_checkpoint
+    from steprl.trainer.checkpoint import (
+        MODEL_DIR,
+        CheckpointCorrupt,
+        is_checkpoint_dir,
+        is_run_dir,
+        latest_intact,
+        read_run_config,
+        run_dir_of,
+        verify_checkpoint,
+    )
 
     path = Path(model).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"model {str(model)!r} does not exist: give a model folder (config.json + weights) "
                                 "or a run directory (config.yaml + checkpoints/)")
     run_dir, checkpoint = None, None
-    if (path / "config.yaml").is_file():
+    if is_run_dir(path):
         run_dir, checkpoint = path, latest_intact(path)  # warns about, and skips, corrupt newer ones
         if checkpoint is None:
             raise FileNotFoundError(f"run directory {str(model)!r} has no checkpoints/iter_*: train it first "
                                     "(or pass its base model folder)")
-    elif (path / "model").is_dir() and (path / "meta.json").is_file():  # one checkpoint directory
-        checkpoint, run_dir = path, path.parent.parent
+    elif is_checkpoint_dir(path):
+        checkpoint, run_dir = path, run_dir_of(path)
         problem = verify_checkpoint(checkpoint)
         if problem is not None:
             raise CheckpointCorrupt(f"checkpoint {str(model)!r} is corrupt ({problem}); give its run directory to "
                                     "evaluate the newest intact checkpoint")
-        if not (run_dir / "config.yaml").is_file():
+        if not is_run_dir(run_dir):
             raise FileNotFoundError(f"checkpoint {str(model)!r} is not inside a run directory with a config.yaml")
     if run_dir is None:
         if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
@@ -100,11 +107,11 @@ def resolve_model(model: str | Path) -> ResolvedModel:
                                     "(no config.yaml)")
         return ResolvedModel(str(model), path, path)
 
-    config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    weights = checkpoint / "model"
+    config = read_run_config(run_dir)
+    weights = checkpoint / MODEL_DIR
     if not weights.is_dir():
         raise FileNotFoundError(f"checkpoint {checkpoint} holds no model/ folder")
-    base_name = str((config.get("agent") or {}).get("model") or "")
+    base_name = config.agent.model
     candidates = [Path(base_name).expanduser(), run_dir / Path(base_name).name, run_dir / "base_model"]
     base = next((c for c in candidates if base_name and (c / "config.json").is_file()), None)
     if base is None:
@@ -227,21 +234,23 @@ def evaluate(
         raise ValueError(f"temperature={temperature} must be >= 0 (0 = greedy)")
 
     resolved = resolve_model(model)
-    run = resolved.run_config or {}
-    run_env = run.get("env") or {}
-    env_id = env_id or run_env.get("id")
+    run = resolved.run_config  # the run's RunConfig, or None for a model folder
+    run_env = run.env if run is not None else None
+    env_id = env_id or (run_env.id if run_env is not None else None)
     if env_id is None:
         raise ValueError(f"no env id: pass env_id (--env) for model folder {str(model)!r}")
     spec = envs.spec(env_id)  # KeyError naming near matches
-    if run_env.get("id") != env_id:  # the run's env settings and turn limit belong to the run's env only
-        run_env = {}
-    env_kwargs = dict(run_env.get("kwargs") or {}) if env_kwargs is None else dict(env_kwargs)
+    if run_env is not None and run_env.id != env_id:  # the run's env settings and turn limit are its env's only
+        run_env = None
+    if env_kwargs is None:
+        env_kwargs = dict(run_env.kwargs) if run_env is not None else {}
+    env_kwargs = dict(env_kwargs)
     if max_turns is None:
-        max_turns = int(run_env.get("max_turns") or spec.max_episode_steps or 50)
+        max_turns = int((run_env.max_turns if run_env is not None else None) or spec.max_episode_steps or 50)
     if max_turns < 1:
         raise ValueError(f"max_turns={max_turns} must be >= 1")
     if lockstep_envs is None:
-        lockstep_envs = int((run.get("eval") or {}).get("envs") or 32)
+        lockstep_envs = run.eval.envs if run is not None else 32
     if lockstep_envs < 1:
         raise ValueError(f"lockstep_envs={lockstep_envs} must be >= 1")
 
@@ -251,7 +260,8 @@ def evaluate(
     from steprl.agent.engines.base import Sampling
 
     notes: list[str] = []
-    agent_settings = {**(run.get("agent") or {}), "model": str(resolved.weights), **dict(agent or {}),
+    saved_agent = run.agent.model_dump(mode="json") if run is not None else {}
+    agent_settings = {**saved_agent, "model": str(resolved.weights), **dict(agent or {}),
                       "temperature": temperature}
     try:
         agent_config = AgentConfig(**agent_settings)

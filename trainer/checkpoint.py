@@ -1,7 +1,11 @@
-"""Atomic checkpoints of a run, and resume from the latest one.
+"""The run directory: its layout, its saved config, atomic checkpoints, and resume from the latest one.
 
-Layout::
+The one module that knows where a run keeps things; the trainer writes through it
+and ``steprl eval`` reads through it. Layout::
 
+    RUN_DIR/config.yaml          the run's config (RunConfig), written when the run starts
+    RUN_DIR/metrics.jsonl        one record per iteration (trainer.loop.MetricsLogger)
+    RUN_DIR/episodes/            saved episodes, iter_NNNNNN.jsonl
     RUN_DIR/checkpoints/iter_000012/
         model/        the policy: a LoRA adapter (peft format) or a full HF model folder
         state.pt      components' state dicts (optimizer, scheduler, heads, …), RNG states, extra state
@@ -43,6 +47,12 @@ import numpy as np
 import torch
 
 __all__ = [
+    "RUN_CONFIG",
+    "is_run_dir",
+    "is_checkpoint_dir",
+    "run_dir_of",
+    "write_run_config",
+    "read_run_config",
     "Checkpoint",
     "save_checkpoint",
     "load_checkpoint",
@@ -55,9 +65,69 @@ __all__ = [
     "restore_rng_state",
 ]
 
+RUN_CONFIG = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
+MODEL_DIR = "model"
 _PREFIX = "iter_"
 _META = "meta.json"
+
+
+# -- the run directory ----------------------------------------------------------------
+def is_run_dir(path: str | Path) -> bool:
+    """A run directory: it holds the run's ``config.yaml``."""
+    return (Path(path) / RUN_CONFIG).is_file()
+
+
+def is_checkpoint_dir(path: str | Path) -> bool:
+    """One checkpoint directory (``RUN_DIR/checkpoints/iter_NNNNNN``)."""
+    path = Path(path)
+    return (path / MODEL_DIR).is_dir() and (path / _META).is_file()
+
+
+def run_dir_of(checkpoint_dir: str | Path) -> Path:
+    """The run directory a checkpoint directory belongs to."""
+    return Path(checkpoint_dir).parent.parent
+
+
+def write_run_config(run_dir: str | Path, config) -> Path:
+    """Save a :class:`~trainer.run_config.RunConfig` as ``RUN_DIR/config.yaml``."""
+    import yaml
+
+    path = Path(run_dir) / RUN_CONFIG
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    return path
+
+
+def read_run_config(run_dir: str | Path):
+    """The run's saved :class:`~trainer.run_config.RunConfig`, validated (a ``ValueError`` names the bad field).
+
+    The credit section is read as saved but not checked against this process's
+    estimator registry: a run trained with an estimator registered in the user's own
+    code is still readable (evaluation does not use it).
+    """
+    import yaml
+    from pydantic import ValidationError
+
+    from steprl.trainer.run_config import RunConfig
+
+    path = Path(run_dir) / RUN_CONFIG
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a run config (a mapping)")
+    credit = data.pop("credit", None)
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"{path}: {problems}") from None
+    if credit is not None:
+        from steprl.credit.config import CreditConfig
+
+        config.credit = CreditConfig.model_construct(**credit)
+    return config
 
 
 class CheckpointCorrupt(FileNotFoundError):

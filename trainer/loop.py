@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 __all__ = ["RLRun", "MetricsLogger", "SectionTimer"]
 
@@ -146,7 +145,7 @@ class RLRun:
         from steprl import envs
         from steprl.agent.models import TEXT_FORMATS, build_tiny_model, load_tokenizer
         from steprl.agent.prompts import PromptBuilder
-        from steprl.trainer.checkpoint import list_checkpoints, load_latest
+        from steprl.trainer.checkpoint import list_checkpoints, load_latest, write_run_config
         from steprl.trainer.distributed import DistributedPolicyTrainer, init_distributed
         from steprl.trainer.policy import PolicyTrainer, load_policy
 
@@ -158,7 +157,7 @@ class RLRun:
         self._barrier()  # every rank has checked before rank 0 writes
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.is_main:
-            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+            write_run_config(self.run_dir, cfg)
         self._seed_everything(cfg.run.seed)
 
         model_dir = Path(cfg.agent.model)

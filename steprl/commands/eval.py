@@ -62,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _default_out(model: str, env_id: str, split: str) -> Path:
+    from steprl.trainer.checkpoint import is_run_dir
+
     path = Path(model)
-    if (path / "config.yaml").is_file():
+    if is_run_dir(path):
         return path / f"eval_{split}"
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{path.name}_{env_id}_{split}")
     return Path("eval") / name

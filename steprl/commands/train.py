@@ -34,7 +34,9 @@ def load(args: argparse.Namespace):
 
     config, overrides = split_args(args)
     if args.resume:
-        saved = Path(args.resume) / "config.yaml"
+        from steprl.trainer.checkpoint import RUN_CONFIG
+
+        saved = Path(args.resume) / RUN_CONFIG
         if not saved.is_file():
             from steprl.cli import UserError
 

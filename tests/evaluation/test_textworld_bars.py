@@ -1,9 +1,9 @@
 """Issue 6 acceptance bars on TextWorld: the expert's row ≥ 95% on 50 test games, and the random
 row's interval agreeing with an independent Monte-Carlo estimate of the same agent.
 
-The Monte-Carlo check: ``evaluation.run_policy`` (a separate code path: one env, its own reset
-seeds) plays the random agent on the same 50 test games, with the same turn limit, and 4 other seeds
-(200 episodes). Given
+The Monte-Carlo check: ``evaluation.run_policy`` (``steprl baselines``: its own vector env, the
+scripted-agent loop the report shares) plays the random agent on the same 50 test games, with the same
+turn limit, and 4 other seeds, so 200 independent episodes. Given
 the games, the report's random rate varies only through the agent's and env's randomness, so its
 95% interval (which also allows for the choice of games) contains the Monte-Carlo mean with
 probability ≥ 95%: the check fails rarely, but a biased random agent or a broken interval fails
@@ -50,7 +50,7 @@ def test_expert_succeeds_on_at_least_95_percent_of_50_test_games(report):
 def test_random_row_matches_an_independent_monte_carlo_estimate(report):
     row = report.row("random")
     mc = [run_policy(ENV, RandomPolicy(seed), split="test", num_tasks=50, seed=1000 * seed, progress=False,
-                     max_episode_steps=MAX_TURNS)
+                     max_turns=MAX_TURNS)
           for seed in range(1, 5)]
     wins, n = sum(r.successes for r in mc), sum(r.episodes for r in mc)
     p_mc = wins / n
