@@ -26,6 +26,7 @@ rows pick by round and the single-env rows by step, so their episodes differ: co
 vector rows with each other.
 
     python benchmarks/env_throughput.py [--env textworld/coin_collector-v0] [--steps 2000] [--families-only | --textworld-only]
+    python benchmarks/env_throughput.py --families-only --family tools/python-v0   # the sandbox's two modes
 """
 
 from __future__ import annotations
@@ -140,7 +141,8 @@ FAMILY_CASES: list[tuple[str, str, dict, int]] = [
     ("webshop browser mode", "web/webshop-browser-v0", {}, 200),
     ("MiniWoB click-button", "web/miniwob-click-button-v0", {}, 300),
     ("tools apps (expert actions)", "tools/apps-v0", {}, 2000),
-    ("tools python (expert, sandboxed)", "tools/python-v0", {}, 100),
+    ("tools python (expert, hook only)", "tools/python-v0", {"sandbox": "hook"}, 100),
+    ("tools python (expert, bwrap)", "tools/python-v0", {"sandbox": "bwrap"}, 100),
     ("ALFWorld pick & place, no expert", "alfworld/pick_and_place-v0", {"expert": False}, 300),
     ("ALFWorld mixed, planner expert on", "alfworld/mixed-v0", {"expert": True}, 300),
 ]
@@ -170,10 +172,12 @@ def family_row(env_id: str, kwargs: dict, steps: int, tasks: int = 8) -> tuple[f
     return done_steps / busy, 1000 * float(np.median(resets[1:] or resets))
 
 
-def family_table(steps_scale: float = 1.0) -> None:
+def family_table(steps_scale: float = 1.0, only: list[str] | None = None) -> None:
     print(f"\n| {'family row':<34} | {'env id':<36} | {'steps/s':>8} | {'reset ms':>8} |")
     print(f"|{'-' * 36}|{'-' * 38}|{'-' * 10}|{'-' * 10}|")
     for label, env_id, kwargs, steps in FAMILY_CASES:
+        if only and env_id not in only:
+            continue
         if env_id not in envs.registry():
             print(f"| {label:<34} | {env_id:<36} | {'skipped: not registered':>21} |")
             continue
@@ -193,10 +197,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7, help="interleaved repeats (best steps/s, median ratios)")
     parser.add_argument("--families-only", action="store_true", help="only the table of the other families")
     parser.add_argument("--textworld-only", action="store_true", help="only the TextWorld table")
+    parser.add_argument("--family", action="append", metavar="ENV_ID",
+                        help="with --families-only: only this env's rows (repeatable), e.g. tools/python-v0")
     args = parser.parse_args()
     if args.families_only:
         print(f"# machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}")
-        family_table()
+        family_table(only=args.family)
         return
 
     probe = envs.make(args.env, split="test", num_tasks=args.games)

@@ -15,6 +15,15 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     echo "note: chromium/chromedriver not installed (needs root: apt-get install chromium chromium-driver); browser tests will skip"
   fi
 fi
+# bubblewrap (bwrap): the OS isolation of the Python tool's sandbox. Needs root; without it
+# tools/python-v0 refuses to start unless made with sandbox="hook", and the isolation tests skip.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+  else
+    echo "note: bubblewrap not installed (needs root: apt-get install bubblewrap); tools/python-v0 needs it unless made with sandbox=\"hook\""
+  fi
+fi
 # The venv takes ~4.5 GB (torch, vLLM, Ray, Chromium's driver aside); say so up front when the disk is
 # short, rather than leave pip's "No space left on device" halfway through as the only clue.
 if [ ! -e "$VENV/.steprl-installed" ]; then

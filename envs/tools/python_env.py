@@ -2,10 +2,11 @@
 
 Each task is drawn from one of 12 problem templates (word problems,
 primes, string and list puzzles, small CSV data questions, …) with a checkable
-answer. Two tools: ``run_python(code)`` runs a snippet in
-:func:`envs.tools.sandbox.run_snippet` (fresh process each time: nothing
-carries over between snippets) and returns its output; ``submit_answer(answer)``
-ends the episode. Reward 1 for a correct answer, else 0 (also when the turns
+answer. Two tools: ``run_python(code)`` runs a snippet in a
+:class:`steprl.envs.tools.sandbox.Sandbox` (fresh process each time: nothing
+carries over between snippets; OS isolation through bubblewrap unless
+``sandbox="hook"``) and returns its output; ``submit_answer(answer)`` ends the
+episode. Reward 1 for a correct answer, else 0 (also when the turns
 run out). The expert computes the answer with one snippet and submits it.
 """
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from steprl.envs.tools.env import ToolEnv
 from steprl.envs.tools.protocol import Tool, ToolCall
-from steprl.envs.tools.sandbox import SandboxLimits, run_snippet
+from steprl.envs.tools.sandbox import Sandbox, SandboxLimits
 
 __all__ = ["PythonEnv", "Problem", "PROBLEMS", "make_problem", "answers_match"]
 
@@ -211,20 +212,26 @@ class PythonEnv(ToolEnv):
         timeout: wall-clock seconds per snippet.
         cpu_seconds: CPU seconds per snippet.
         memory_mb: address-space limit per snippet, in MiB.
+        sandbox: ``"bwrap"`` (default): snippets run in Linux namespaces through bubblewrap, and the env
+            refuses to start (:class:`~steprl.envs.tools.sandbox.SandboxUnavailableError`, saying how to
+            enable it) where bwrap cannot run; ``"hook"``: the audit hook and rlimits only, no OS
+            isolation (warns once). See ``docs/tools.md``.
     """
 
     finishing_tools = ("submit_answer",)
 
     def __init__(self, split: str = "train", num_tasks: int | None = None, max_turns: int = 6,
                  templates: Sequence[str] | None = None, timeout: float = 5.0, cpu_seconds: int = 5,
-                 memory_mb: int = 512, max_calls_per_turn: int = 4, render_mode: str | None = None):
+                 memory_mb: int = 512, max_calls_per_turn: int = 4, render_mode: str | None = None,
+                 sandbox: str = "bwrap"):
         super().__init__(split=split, num_tasks=num_tasks, max_turns=max_turns,
                          max_calls_per_turn=max_calls_per_turn, render_mode=render_mode)
         unknown = [t for t in templates or () if t not in PROBLEMS]
         if unknown:
             raise ValueError(f"unknown problem templates {unknown}; choose from {sorted(PROBLEMS)}")
         self.templates = list(templates) if templates else None
-        self.limits = SandboxLimits(timeout=timeout, cpu_seconds=cpu_seconds, memory_bytes=memory_mb * 1024**2)
+        self.sandbox = Sandbox(sandbox, SandboxLimits(timeout=timeout, cpu_seconds=cpu_seconds,
+                                                      memory_bytes=memory_mb * 1024**2))
         self.tools = {t.name: t for t in (Tool.from_function(self.run_python), Tool.from_function(self.submit_answer))}
         self.tool_schemas = [t.schema for t in self.tools.values()]
         self.last_run = None
@@ -237,7 +244,7 @@ class PythonEnv(ToolEnv):
         Args:
             code: the Python source to run.
         """
-        self.last_run = run_snippet(code, self.limits)
+        self.last_run = self.sandbox.run(code)
         return self.last_run.message()
 
     def submit_answer(self, answer: str | int | float) -> str:
