@@ -22,6 +22,8 @@ from steprl.agent.engines.base import default_device, resolve_dtype
 
 __all__ = [
     "load_model",
+    "merged_lora_state",
+    "merge_lora",
     "load_tokenizer",
     "build_tiny_model",
     "collect_env_text",
@@ -76,6 +78,44 @@ def load_model(
     )
     model.to(device).eval()
     return model, load_tokenizer(path, trust_remote_code=trust_remote_code)
+
+
+def merged_lora_state(peft_model) -> dict[str, torch.Tensor]:
+    """The base model's weights with each active LoRA adapter folded in: ``W + B·A·alpha/r``.
+
+    The one LoRA merge in steprl: the trainer syncs the engine with it
+    (``Policy.state_dict_for_engine``) and evaluation merges a saved adapter with it
+    (:func:`merge_lora`). Computed out of place, in fp32, cast back to each weight's
+    dtype; names are the base model's own (no ``base_layer``), so the result loads
+    into a plain model of the base architecture. The adapters are left as they are.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    base = peft_model.get_base_model()
+    merged: dict[str, torch.Tensor] = {}
+    for name, tensor in base.state_dict().items():
+        if ".lora_" in name:
+            continue
+        merged[name.replace(".base_layer.", ".")] = tensor.detach()
+    with torch.no_grad():
+        for module_name, module in base.named_modules():
+            if not isinstance(module, LoraLayer):
+                continue
+            key = f"{module_name}.weight"
+            weight = merged[key].float()
+            for adapter in module.active_adapters:
+                if adapter in module.lora_A:
+                    weight = weight + module.get_delta_weight(adapter).float()
+            merged[key] = weight.to(merged[key].dtype)
+    return merged
+
+
+def merge_lora(peft_model):
+    """A plain model of the base architecture with the adapters folded in (:func:`merged_lora_state`)."""
+    merged = merged_lora_state(peft_model)
+    model = peft_model.unload()  # the base model, LoRA layers taken out, weights not yet merged
+    model.load_state_dict(merged, strict=False)
+    return model
 
 
 # -- tiny models --------------------------------------------------------------

@@ -143,7 +143,7 @@ def _load_engine(resolved: ResolvedModel, agent_config):
 
     from steprl.agent.engines import make_engine
     from steprl.agent.engines.base import default_device, resolve_dtype
-    from steprl.agent.models import load_tokenizer
+    from steprl.agent.models import load_tokenizer, merge_lora
 
     device = default_device() if agent_config.device == "auto" else torch.device(agent_config.device)
     try:
@@ -157,7 +157,7 @@ def _load_engine(resolved: ResolvedModel, agent_config):
             from peft import PeftModel
 
             base = AutoModelForCausalLM.from_pretrained(str(resolved.base), dtype=dtype, trust_remote_code=trust)
-            model = PeftModel.from_pretrained(base, str(resolved.weights)).merge_and_unload()
+            model = merge_lora(PeftModel.from_pretrained(base, str(resolved.weights)))
         else:
             model = AutoModelForCausalLM.from_pretrained(str(resolved.weights), dtype=dtype, trust_remote_code=trust)
         model.to(device).eval()

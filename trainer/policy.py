@@ -212,25 +212,9 @@ class Policy:
         """
         if not self.is_lora:
             return {name: tensor.detach() for name, tensor in self.model.state_dict().items()}
-        from peft.tuners.lora import LoraLayer
+        from steprl.agent.models import merged_lora_state
 
-        base = self.model.get_base_model()
-        merged: dict[str, torch.Tensor] = {}
-        for name, tensor in base.state_dict().items():
-            if ".lora_" in name:
-                continue
-            merged[name.replace(".base_layer.", ".")] = tensor.detach()
-        with torch.no_grad():
-            for module_name, module in base.named_modules():
-                if not isinstance(module, LoraLayer):
-                    continue
-                key = f"{module_name}.weight"
-                weight = merged[key].float()
-                for adapter in module.active_adapters:
-                    if adapter in module.lora_A:
-                        weight = weight + module.get_delta_weight(adapter).float()
-                merged[key] = weight.to(merged[key].dtype)
-        return merged
+        return merged_lora_state(self.model)
 
     def save(self, directory: str | Path) -> None:
         """Write the trained weights: the LoRA adapter (peft format) or a full HF model folder."""
