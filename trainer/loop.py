@@ -272,30 +272,27 @@ class RLRun:
         t0 = time.perf_counter()
         env = envs.make(cfg.env.id, split="train", num_tasks=cfg.env.train_tasks, max_episode_steps=cfg.env.max_turns,
                         **cfg.env.kwargs)
-        steps, stats = collect_expert_steps(env, self.builder, self.tokenizer, cfg.sft.episodes,
+        examples, stats = collect_expert_steps(env, self.builder, self.tokenizer, cfg.sft.episodes,
                                             max_turns=cfg.env.max_turns, seed=cfg.run.seed)
         env.close()
-        if not steps:
+        if not examples:
             raise RuntimeError(f"SFT: the expert produced no successful episodes on {cfg.env.id}; set sft.steps=0")
         sft = SFTTrainer(self.policy, cfg.trainer.model_copy(update={"lr": cfg.sft.lr, "warmup_steps": 0}))
-        losses: list[float] = []
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.sft.steps, desc="SFT warm start", unit="step", disable=not cfg.run.progress, leave=False)
-        rng = np.random.default_rng([cfg.run.seed, 7])
-        while len(losses) < cfg.sft.steps:
-            order = rng.permutation(len(steps))
-            for start in range(0, len(order), cfg.sft.batch_size):
-                if len(losses) == cfg.sft.steps:
-                    break
-                losses.append(sft.step([steps[i] for i in order[start:start + cfg.sft.batch_size]]))
-                bar.update()
-                bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+
+        def on_step(loss: float) -> None:
+            bar.update()
+            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+
+        losses = sft.fit(examples, steps=cfg.sft.steps, batch_size=cfg.sft.batch_size,
+                         rng=np.random.default_rng([cfg.run.seed, 7]), on_step=on_step)
         bar.close()
         self._sync_weights()
         stats.update({"sft/loss_first": losses[0], "sft/loss_last": float(np.mean(losses[-5:])),
                       "sft/steps": float(len(losses)), "time/sft_s": time.perf_counter() - t0})
-        self.say(f"SFT: {len(steps)} expert steps, {len(losses)} steps, loss {losses[0]:.3f} → {stats['sft/loss_last']:.3f} "
+        self.say(f"SFT: {len(examples)} expert steps, {len(losses)} steps, loss {losses[0]:.3f} → {stats['sft/loss_last']:.3f} "
                  f"({stats['time/sft_s']:.0f}s)")
         return stats
 

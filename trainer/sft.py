@@ -12,7 +12,9 @@ does not depend on how it is split into micro-batches.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -98,17 +100,37 @@ class SFTTrainer:
         """Mean response-token NLL of ``examples`` (no update)."""
         return sft_backward(self.policy, examples, self.config.micro_batch_tokens, backward=False)
 
+    def fit(self, examples: Sequence, *, steps: int, batch_size: int, rng: np.random.Generator,
+            on_step: Callable[[float], None] | None = None) -> list[float]:
+        """``steps`` optimizer steps over shuffled passes of ``examples``; returns the step losses.
+
+        Each pass takes a new permutation from ``rng`` and walks it in batches of
+        ``batch_size`` (the last one may be smaller); ``on_step(loss)`` after each step.
+        The SFT loop of steprl: ``steprl train``'s warm start and :meth:`epoch` use it.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be >= 1")
+        examples = list(examples)
+        if not examples and steps > 0:
+            raise ValueError("no examples to fit")
+        losses: list[float] = []
+        while len(losses) < steps:
+            order = rng.permutation(len(examples))
+            for start in range(0, len(order), batch_size):
+                if len(losses) == steps:
+                    break
+                losses.append(self.step([examples[i] for i in order[start:start + batch_size]]))
+                if on_step is not None:
+                    on_step(losses[-1])
+        return losses
+
     def epoch(self, examples: Sequence, batch_size: int) -> list[float]:
         """One shuffled pass (seeded by ``config.seed`` and the epoch count) in batches; returns the step losses."""
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be >= 1")
-        examples = list(examples)
-        order = np.random.default_rng([self.config.seed, self.epochs]).permutation(len(examples))
+        rng = np.random.default_rng([self.config.seed, self.epochs])
         self.epochs += 1
-        return [
-            self.step([examples[i] for i in order[start : start + batch_size]])
-            for start in range(0, len(examples), batch_size)
-        ]
+        return self.fit(examples, steps=math.ceil(len(examples) / batch_size), batch_size=batch_size, rng=rng)
 
     @property
     def lr(self) -> float:
