@@ -6,7 +6,92 @@ them on random batches) and serve as the first thing to read. Slow on purpose.
 
 from __future__ import annotations
 
-__all__ = ["gigpo_loop"]
+__all__ = ["grpo_loop", "rloo_loop", "gigpo_loop", "spa_loop", "gae_loop"]
+
+
+def _rows_by(keys) -> dict:
+    """{key: [row indices]} in first-seen order."""
+    out: dict = {}
+    for i, key in enumerate(keys):
+        out.setdefault(key, []).append(i)
+    return out
+
+
+def _trajectory_rows(traj_id, step) -> dict:
+    """{trajectory: its row indices in step order}."""
+    rows = _rows_by(traj_id)
+    for members in rows.values():
+        members.sort(key=lambda i: step[i])
+    return rows
+
+
+def grpo_loop(group_id, traj_id, step, reward, normalize="mean_std", eps=1e-6) -> list[float]:
+    """GRPO (docs/algorithms.md § GRPO): A(τ) = (R(τ) − mean_g R) / (std_g R + ε), statistics over
+    the group's trajectories (unbiased std), every row of τ gets A(τ); K = 1: R / (1 + ε)."""
+    trajectories = _trajectory_rows(traj_id, step)
+    episode_return = {traj: sum(reward[i] for i in rows) for traj, rows in trajectories.items()}
+    out = [0.0] * len(reward)
+    for members in _rows_by([group_id[rows[0]] for rows in trajectories.values()]).values():
+        trajs = [list(trajectories)[m] for m in members]
+        returns = [episode_return[t] for t in trajs]
+        mean = sum(returns) / len(returns) if len(returns) > 1 else 0.0
+        std = (sum((r - mean) ** 2 for r in returns) / (len(returns) - 1)) ** 0.5 if len(returns) > 1 else 1.0
+        for traj, value in zip(trajs, returns):
+            advantage = value - mean if normalize == "mean" else (value - mean) / (std + eps)
+            if len(set(returns)) == 1 and len(returns) > 1:
+                advantage = 0.0
+            for i in trajectories[traj]:
+                out[i] = advantage
+    return out
+
+
+def rloo_loop(group_id, traj_id, step, reward) -> list[float]:
+    """RLOO (docs/algorithms.md § RLOO): A(τ_k) = R(τ_k) − mean of the other trajectories' returns; K = 1: R."""
+    trajectories = _trajectory_rows(traj_id, step)
+    episode_return = {traj: sum(reward[i] for i in rows) for traj, rows in trajectories.items()}
+    out = [0.0] * len(reward)
+    for members in _rows_by([group_id[rows[0]] for rows in trajectories.values()]).values():
+        trajs = [list(trajectories)[m] for m in members]
+        for traj in trajs:
+            others = [episode_return[t] for t in trajs if t != traj]
+            advantage = episode_return[traj] - sum(others) / len(others) if others else episode_return[traj]
+            for i in trajectories[traj]:
+                out[i] = advantage
+    return out
+
+
+def spa_loop(group_id, traj_id, step, progress, valid, alpha=1.0, beta=0.5, gamma=1.0) -> list[float]:
+    """SPA (docs/algorithms.md § SPA): r̃_t = α ĉ_t + β g_t, R̃_t its discounted return, A_t = R̃_t minus the
+    mean R̃_t of the group's trajectories that reach step index t; 0 where only one does."""
+    trajectories = _trajectory_rows(traj_id, step)
+    stepwise_return = [0.0] * len(progress)
+    for rows in trajectories.values():
+        running = 0.0
+        for i in reversed(rows):
+            running = alpha * progress[i] + beta * (1.0 if valid[i] else 0.0) + gamma * running
+            stepwise_return[i] = running
+    out = [0.0] * len(progress)
+    for rows in _rows_by(list(zip(group_id, step))).values():
+        if len(rows) < 2:
+            continue
+        mean = sum(stepwise_return[i] for i in rows) / len(rows)
+        for i in rows:
+            out[i] = stepwise_return[i] - mean
+    return out
+
+
+def gae_loop(traj_id, step, reward, value, gamma=1.0, lam=0.95) -> list[float]:
+    """GAE (docs/algorithms.md § PPO with a critic): δ_t = r_t + γ V_{t+1} − V_t (V after the last step = 0),
+    Â_t = Σ_l (γλ)^l δ_{t+l}."""
+    out = [0.0] * len(reward)
+    for rows in _trajectory_rows(traj_id, step).values():
+        advantage = 0.0
+        for position in reversed(range(len(rows))):
+            i = rows[position]
+            next_value = value[rows[position + 1]] if position + 1 < len(rows) else 0.0
+            advantage = reward[i] + gamma * next_value - value[i] + gamma * lam * advantage
+            out[i] = advantage
+    return out
 
 
 def gigpo_loop(group_id, traj_id, step, reward, anchor, valid, gamma=0.95, step_weight=1.0,
