@@ -36,7 +36,8 @@ from steprl.agent.engines.base import Engine, Sampling
 from steprl.agent.parsing import parse_response
 from steprl.agent.prompts import PromptBuilder
 
-__all__ = ["StepRow", "TrajectoryBatch", "FailedStart", "rollout", "evaluate_agent", "anchor_key", "derive_seed"]
+__all__ = ["StepRow", "TrajectoryBatch", "FailedStart", "rollout", "evaluate_agent", "anchor_key", "derive_seed",
+           "episode_reset_seed"]
 
 
 @dataclass
@@ -251,6 +252,12 @@ class _Episode:
     rows: list[StepRow] = field(default_factory=list)
 
 
+def episode_reset_seed(seed: int, group: int) -> int:
+    """The env reset seed of group ``group``'s episodes in a call seeded ``seed``: the one seeding rule of
+    every episode loop (model rollouts here, scripted agents in :mod:`agent.scripted`)."""
+    return derive_seed(seed, 0, group)
+
+
 def derive_seed(*numbers: int) -> int:
     """A 31-bit seed mixed from integers (independent streams per (seed, index))."""
     return int(np.random.SeedSequence([int(x) & 0xFFFFFFFF for x in numbers]).generate_state(1)[0] >> 1)
@@ -303,7 +310,7 @@ def rollout(
     num_envs = vector_env.num_envs
 
     pending = deque(
-        _Episode(traj_id=group * k + j, group_id=group, task=int(task), reset_seed=derive_seed(seed, 0, group))
+        _Episode(traj_id=group * k + j, group_id=group, task=int(task), reset_seed=episode_reset_seed(seed, group))
         for group, task in enumerate(tasks)
         for j in range(k)
     )

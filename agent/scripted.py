@@ -5,7 +5,7 @@ rows of ``steprl eval`` and ``steprl baselines``, and the expert episodes the SF
 warm start learns from. Its rules are the model rollout's (:func:`agent.rollout.rollout`):
 
 * seeding: episode ``i`` of a call (the ``i``-th entry of ``tasks``) resets with
-  ``derive_seed(seed, 0, i)``, the rollout's seed for group ``i``, so scripted agents
+  ``episode_reset_seed(seed, i)``, the rollout's seed for group ``i``, so scripted agents
   and the model start from the same states; a policy that draws random numbers gets
   its own stream per task (:meth:`RandomPolicy.for_task`);
 * an episode ends when the env ends it, at ``max_turns`` steps, on an env error
@@ -125,7 +125,7 @@ def play_scripted(vector_env, make_policy: Callable[[int], Policy], tasks: Seque
     step. Each episode depends only on its task, seed and policy, so the outcomes do
     not depend on which env played it or when.
     """
-    from steprl.agent.rollout import derive_seed
+    from steprl.agent.rollout import episode_reset_seed
     from steprl.envs.vector import Reset
 
     pending = deque((index, int(task)) for index, task in enumerate(tasks))
@@ -141,7 +141,7 @@ def play_scripted(vector_env, make_policy: Callable[[int], Policy], tasks: Seque
 
     def start(i: int, index: int, task: int, failed: int, error: str | None) -> None:
         starting[i] = (index, task, failed, error)
-        sends[i] = Reset(derive_seed(seed, 0, index), {"task": task})
+        sends[i] = Reset(episode_reset_seed(seed, index), {"task": task})
 
     def next_task(i: int) -> None:
         if pending:
