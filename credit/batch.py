@@ -250,11 +250,12 @@ class StepBatch:
 # --- shared math -----------------------------------------------------------------------
 
 def normalize_in_groups(values, group, n_groups, normalize="mean_std", eps=1e-6, *,
-                        weight=None, singleton=None, singleton_rule="raw", first=None, entries=None):
+                        weight=None, singleton=None, singleton_rule="raw", first=None, entries=None, ddof=1):
     """Group-relative advantage `(x − mean_g x) / (std_g x + eps)` for every entry.
 
     docs/algorithms.md, GRPO and GiGPO Eq. 3 / Eq. 7. `normalize="mean"` drops the division.
-    The std is the unbiased sample std (ddof=1), as `torch.std` in the reference code.
+    The std is the unbiased sample std (ddof=1), as `torch.std` in the reference code;
+    `ddof=0` gives the population std (`torch.std(unbiased=False)`, HGPO's reference).
 
     Args:
         values: one float per entry. group: the entry's group code (0..n_groups-1).
@@ -292,7 +293,7 @@ def normalize_in_groups(values, group, n_groups, normalize="mean_std", eps=1e-6,
     if normalize == "mean_std":
         squares = deviation * deviation
         squares_sum = np.bincount(group, squares if weight is None else weight * squares, minlength=n_groups)
-        scale = 1.0 / (np.sqrt(squares_sum / np.maximum(count - 1, 1)) + eps)
+        scale = 1.0 / (np.sqrt(squares_sum / np.maximum(count - ddof, 1)) + eps)
         scale *= ~lone
     else:
         scale = (~lone).astype(np.float64)

@@ -6,7 +6,7 @@ them on random batches) and serve as the first thing to read. Slow on purpose.
 
 from __future__ import annotations
 
-__all__ = ["grpo_loop", "rloo_loop", "gigpo_loop", "spa_loop", "gae_loop"]
+__all__ = ["grpo_loop", "rloo_loop", "gigpo_loop", "hgpo_loop", "spa_loop", "gae_loop"]
 
 
 def _rows_by(keys) -> dict:
@@ -150,3 +150,62 @@ def gigpo_loop(group_id, traj_id, step, reward, anchor, valid, gamma=0.95, step_
         for i, a in zip(rows, normalized([step_return[i] for i in rows], lambda _: 0.0)):
             step_advantage[i] = a
     return [episode_advantage[i] + step_weight * step_advantage[i] for i in range(n)]  # Eq. 8
+
+
+def hgpo_loop(group_id, traj_id, step, reward, anchor, valid, history_length=2, gamma=0.95, mode="mean_std_norm",
+              length_weight_alpha=1.0, base_group=False, epsilon=1e-6, invalid_penalty=0.1) -> list[float]:
+    """HGPO as verl-agent's ``hgpo_advantage_estimate`` computes it (credit/hgpo.py has the steps), as loops.
+
+    Per group: clusters keyed by (k, the last k anchors of the row's trajectory), k = 1..H+1; each
+    cluster of ≥ 2 rows normalizes R_t (population std); a row averages its non-zero values with
+    weights (k+1)^α; ``base_group`` adds the episode advantage (over the group's rows, unbiased
+    std, one row: mean 0 std 1) at k = 0. A cluster of equal returns gives exactly 0.
+    """
+    n = len(reward)
+    penalized = [reward[i] - (0.0 if valid[i] else invalid_penalty) for i in range(n)]
+    trajectories = _trajectory_rows(traj_id, step)
+    step_return = [0.0] * n
+    episode_return = {}
+    for traj, rows in trajectories.items():
+        running = 0.0
+        for i in reversed(rows):
+            running = penalized[i] + gamma * running
+            step_return[i] = running
+        episode_return[traj] = sum(penalized[i] for i in rows)
+
+    def normalized(values, unbiased):
+        if len(set(values)) == 1:
+            return [0.0] * len(values)
+        mean = sum(values) / len(values)
+        if mode == "mean_norm":
+            return [v - mean for v in values]
+        std = (sum((v - mean) ** 2 for v in values) / (len(values) - (1 if unbiased else 0))) ** 0.5
+        return [(v - mean) / (std + epsilon) for v in values]
+
+    items: dict = {i: [] for i in range(n)}
+    for rows in _rows_by(group_id).values():
+        if base_group:
+            scores = [episode_return[traj_id[i]] for i in rows]
+            base = [s if mode == "mean_norm" else s / (1.0 + epsilon) for s in scores] if len(rows) == 1 \
+                else normalized(scores, unbiased=True)
+            for i, value in zip(rows, base):
+                items[i].append((0, value))
+        clusters: dict = {}
+        for i in rows:
+            history = [anchor[j] for j in trajectories[traj_id[i]] if step[j] <= step[i]]
+            for k in range(1, min(history_length + 1, step[i] + 1) + 1):
+                clusters.setdefault((k, tuple(history[-k:])), []).append(i)
+        for (k, _), members in clusters.items():
+            if len(members) < 2:
+                continue
+            for i, value in zip(members, normalized([step_return[j] for j in members], unbiased=False)):
+                items[i].append((k, value))
+    out = []
+    for i in range(n):
+        kept = [(k, v) for k, v in items[i] if v != 0]
+        if not kept:
+            out.append(0.0)
+            continue
+        w = [(k + 1) ** length_weight_alpha for k, _ in kept]
+        out.append(sum(wk * v for wk, (_, v) in zip(w, kept)) / (sum(w) + epsilon))
+    return out
