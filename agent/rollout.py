@@ -68,6 +68,8 @@ class StepRow:
         obs_cut: characters cut from the observation to fit the budget (rare).
         anchor_key: a stable 63-bit hash of ``anchor`` (:func:`anchor_key`), computed when
             the row is made, so credit groups integers instead of hashing text.
+        next_anchor_key: :func:`anchor_key` of the state the action led to (the next row's
+            ``anchor_key``; on the last row, the final state's); -1 when the env crashed.
     """
 
     traj_id: int
@@ -92,6 +94,7 @@ class StepRow:
     env_error: str | None
     obs_cut: int = 0
     anchor_key: int = -1
+    next_anchor_key: int = -1
 
     def __post_init__(self) -> None:
         if self.anchor_key < 0:
@@ -403,6 +406,8 @@ def rollout(
                         expert_action=ep.info.get("expert_action"),
                         env_error=env_error,
                         obs_cut=prompt.obs_cut,
+                        next_anchor_key=-1 if env_error is not None else anchor_key(
+                            str(info.get("anchor") or (observations[i] if observations[i] is not None else ""))),
                     )
                 )
                 ep.history.append((ep.observation, result.action))

@@ -52,6 +52,11 @@ class StepBatch:
             signal read it.
         progress: SPA's per-step progress contribution ĉ_t (needed by `spa`).
         value: critic value V(s_t) of the step (needed by `gae`).
+        next_anchor: key of the state the step led to (the next row's anchor; for a
+            trajectory's last row, the final state's), same kind as ``anchor``; None per
+            row where unknown (an env error). Needed by estimators on the state graph.
+        success: the row's episode succeeded (bool per row, the same on every row of
+            a trajectory).
 
     Layout attributes (read-only numpy arrays), for estimators:
         group_code, traj_code: per row, 0..n_groups-1 / 0..n_trajectories-1.
@@ -65,16 +70,21 @@ class StepBatch:
         active: per step index t, how many trajectories have a step t (block size).
     """
 
-    def __init__(self, group_id, traj_id, step, reward, anchor, valid=None, progress=None, value=None):
+    def __init__(self, group_id, traj_id, step, reward, anchor, valid=None, progress=None, value=None,
+                 next_anchor=None, success=None):
         n = _length("group_id", group_id)
         for name, field in (("traj_id", traj_id), ("step", step), ("reward", reward), ("anchor", anchor),
-                            ("valid", valid), ("progress", progress), ("value", value)):
+                            ("valid", valid), ("progress", progress), ("value", value),
+                            ("next_anchor", next_anchor), ("success", success)):
             if field is not None and _length(name, field) != n:
                 raise ValueError(f"StepBatch: field {name!r} has {_length(name, field)} entries but 'group_id' has "
                                  f"{n}; every field needs exactly one entry per step row")
         self.group_id = _as_keys(group_id)
         self.traj_id = _as_keys(traj_id)
         self.anchor = _as_keys(anchor)
+        self.next_anchor = None if next_anchor is None else tuple(next_anchor) if not isinstance(
+            next_anchor, np.ndarray) else _as_keys(next_anchor)
+        self.success = None if success is None else _read_only(_as_bool_array("success", success))
         self.step = _read_only(_as_int_array("step", step))
         # The fields the layout does not read are converted and checked beside it (a background
         # thread on big batches); their errors still come before the layout's.
@@ -94,6 +104,8 @@ class StepBatch:
         Anchors go in as the rows' integer ``anchor_key`` state hashes (hashed when each
         step was made, so credit does no string work); ``text_anchors=True`` passes the
         anchor texts instead (an estimator whose spec asks for them: GiGPO's similarity mode).
+        ``next_anchor`` is the rows' ``next_anchor_key`` (integer hashes, None where the env
+        crashed), ``success`` the episode's outcome.
         The rows are read by attribute; credit does not import the agent.
         """
         return cls(
@@ -103,6 +115,8 @@ class StepBatch:
             reward=np.array([r.reward for r in rows], dtype=np.float64),
             anchor=[r.anchor for r in rows] if text_anchors else np.array([r.anchor_key for r in rows], dtype=np.int64),
             valid=np.array([r.format_ok and r.valid_action for r in rows], dtype=bool),
+            next_anchor=[key if (key := getattr(r, "next_anchor_key", -1)) >= 0 else None for r in rows],
+            success=np.array([r.success for r in rows], dtype=bool),
         )
 
     def __len__(self) -> int:
@@ -115,7 +129,8 @@ class StepBatch:
 
     def replace(self, **fields) -> StepBatch:
         """A new, validated batch with some fields replaced, e.g. `batch.replace(reward=r)`."""
-        names = ("group_id", "traj_id", "step", "reward", "anchor", "valid", "progress", "value")
+        names = ("group_id", "traj_id", "step", "reward", "anchor", "valid", "progress", "value", "next_anchor",
+                 "success")
         unknown = sorted(set(fields) - set(names))
         if unknown:
             raise TypeError(f"StepBatch.replace: unknown field {unknown[0]!r}; fields are {', '.join(names)}")

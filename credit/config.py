@@ -15,7 +15,7 @@ class CreditConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     estimator: str = "gigpo"
-    """One of ``credit.available()``: grpo, rloo, loop, gigpo, hgpo, spa, gae (or a registered one)."""
+    """One of ``credit.available()``: grpo, rloo, loop, gigpo, hgpo, graphgpo, spa, gae (or a registered one)."""
     params: dict[str, Any] = Field(default_factory=dict)
     """Keyword parameters of the estimator (e.g. gamma, step_weight, normalize for gigpo)."""
     drop_threshold: float | None = Field(default=None, ge=0)
@@ -29,8 +29,10 @@ class CreditConfig(BaseModel):
             check_params(self.estimator, self.params)
         except TypeError as exc:  # pydantic reports ValueErrors with the field name
             raise ValueError(str(exc)) from None
+        from steprl.credit.registry import ROW_FIELDS
+
         spec = self.spec
-        unfilled = sorted(spec.needs - ({spec.head} if spec.head else set()))
+        unfilled = sorted(spec.needs - set(ROW_FIELDS) - ({spec.head} if spec.head else set()))
         if unfilled:
             raise ValueError(f"estimator {self.estimator!r} needs the step rows' {', '.join(unfilled)}, which only a "
                              "head fills in training: register it with head=...")

@@ -168,6 +168,18 @@ def _levels(batch: StepBatch, gamma: float, normalize: str, eps: float, invalid_
     return episode_advantage
 
 
+def episode_advantage_over_rows(batch: StepBatch, canonical_reward, normalize: str, eps: float) -> np.ndarray:
+    """GiGPO's episode level as verl-agent's ``episode_norm_reward`` computes it, canonical order.
+
+    R(τ) of the row's trajectory, normalized over the group's step rows (unbiased std); a
+    group of one row gets mean 0, std 1. (``advantages`` above applies the singleton rule to
+    groups of one trajectory; the newer estimators that build on this level follow their
+    official code.)
+    """
+    episode = trajectory_sums(batch, canonical_reward)[batch.canonical(batch.traj_code)]
+    return normalize_in_groups(episode, batch.canonical(batch.group_code), batch.n_groups, normalize, eps)
+
+
 def penalized_reward(batch: StepBatch, invalid_penalty: float) -> np.ndarray:
     """r_t − λ·[action invalid] per row, row order (the invalid-action penalty)."""
     if invalid_penalty == 0 or batch.valid.all():

@@ -43,9 +43,8 @@ from .batch import (
     factorize,
     factorize_pairs,
     normalize_in_groups,
-    trajectory_sums,
 )
-from .gigpo import penalized_reward
+from .gigpo import episode_advantage_over_rows, penalized_reward
 from .registry import register
 
 MODES = {"mean_std_norm": "mean_std", "mean_norm": "mean"}
@@ -90,9 +89,7 @@ def advantages(batch: StepBatch, *, history_length: int = 2, gamma: float = 0.95
     numerator, weights = np.zeros(n), np.zeros(n)
 
     if base_group:  # level 0: the episode advantage, statistics over the group's rows (one row: mean 0, std 1)
-        row_group = batch.canonical(batch.group_code)
-        episode = trajectory_sums(batch, reward)[batch.canonical(batch.traj_code)]
-        value = normalize_in_groups(episode, row_group, batch.n_groups, normalize, epsilon)
+        value = episode_advantage_over_rows(batch, reward, normalize, epsilon)
         _accumulate(numerator, weights, np.arange(n), value, 1.0)
 
     for k, rows, code, n_codes in _levels(batch, history_length):

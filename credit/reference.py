@@ -6,7 +6,7 @@ them on random batches) and serve as the first thing to read. Slow on purpose.
 
 from __future__ import annotations
 
-__all__ = ["grpo_loop", "rloo_loop", "gigpo_loop", "hgpo_loop", "spa_loop", "gae_loop"]
+__all__ = ["grpo_loop", "rloo_loop", "gigpo_loop", "hgpo_loop", "graphgpo_loop", "spa_loop", "gae_loop"]
 
 
 def _rows_by(keys) -> dict:
@@ -208,4 +208,74 @@ def hgpo_loop(group_id, traj_id, step, reward, anchor, valid, history_length=2, 
             continue
         w = [(k + 1) ** length_weight_alpha for k, _ in kept]
         out.append(sum(wk * v for wk, (_, v) in zip(w, kept)) / (sum(w) + epsilon))
+    return out
+
+
+def graphgpo_loop(group_id, traj_id, step, reward, anchor, valid, next_anchor, success, gamma=0.1,
+                  step_advantage_w=1.0, episode_advantage_w=1.0, mode="mean_std_norm", normalize_distance=False,
+                  epsilon=1e-6, invalid_penalty=0.1) -> list[float]:
+    """GraphGPO as verl-agent's ``core_graph.py`` computes it (credit/graphgpo.py has the steps), as loops.
+
+    Per group: a graph anchor -> next anchor ("success" after a successful trajectory's last step;
+    a row with next_anchor None leads to a dead end of its own); breadth-first distances to
+    "success" backwards; unreachable nodes get the largest finite distance + 1; R_t = 10 γ^d(next)
+    normalized in GiGPO's step groups (unbiased std, one row: 0) plus the episode advantage over
+    the group's rows (one row: mean 0, std 1). Equal values give exactly 0.
+    """
+    from collections import deque
+
+    n = len(reward)
+    mean_only = mode == "mean_norm"
+    trajectories = _trajectory_rows(traj_id, step)
+    last = {rows[-1] for rows in trajectories.values()}
+
+    def normalized(values, lone):
+        if len(values) == 1:
+            return [lone(values[0])]
+        if len(set(values)) == 1:
+            return [0.0] * len(values)
+        mean = sum(values) / len(values)
+        if mean_only:
+            return [v - mean for v in values]
+        std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+        return [(v - mean) / (std + epsilon) for v in values]
+
+    out = [0.0] * n
+    for rows in _rows_by(group_id).values():
+        def target(i):
+            if i in last and success[i]:
+                return ("success",)
+            return ("dead end", i) if next_anchor[i] is None else ("state", next_anchor[i])
+
+        into: dict = {}
+        nodes = {("success",)}
+        for i in rows:
+            source = ("state", anchor[i])
+            nodes.update([source, target(i)])
+            into.setdefault(target(i), []).append(source)
+        distance = {("success",): 0}
+        queue = deque([("success",)])
+        while queue:
+            node = queue.popleft()
+            for before in into.get(node, []):
+                if before not in distance:
+                    distance[before] = distance[node] + 1
+                    queue.append(before)
+        farthest = max(distance.values())
+        d = {node: distance.get(node, farthest + 1) for node in nodes}
+        step_return = {}
+        for i in rows:
+            exponent = d[target(i)] - d[("state", anchor[i])] + 1 if normalize_distance else d[target(i)]
+            step_return[i] = 10.0 * gamma ** exponent
+        for members in _rows_by([anchor[i] for i in rows]).values():
+            members = [rows[m] for m in members]
+            for i, value in zip(members, normalized([step_return[i] for i in members], lambda v: 0.0)):
+                out[i] += step_advantage_w * value
+        if episode_advantage_w:
+            penalized = {traj: sum(reward[j] - (0.0 if valid[j] else invalid_penalty) for j in trajectories[traj])
+                         for traj in {traj_id[i] for i in rows}}
+            scores = [penalized[traj_id[i]] for i in rows]
+            lone = (lambda v: v) if mean_only else (lambda v: v / (1.0 + epsilon))
+            for i, value in zip(rows, normalized(scores, lone)):
+                out[i] += episode_advantage_w * value
     return out

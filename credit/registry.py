@@ -26,7 +26,8 @@ from .batch import StepBatch
 Estimator = Callable[..., np.ndarray]
 Diagnostics = Callable[..., dict]
 
-FIELDS = ("progress", "value")  # StepBatch fields an estimator may need filled
+FIELDS = ("progress", "value", "next_anchor", "success")  # optional StepBatch fields an estimator may need
+ROW_FIELDS = ("next_anchor", "success")  # filled from the agent's rows (StepBatch.from_rows) for every estimator
 HEADS = {"progress": "progress", "value": "value"}  # head kind -> the field it fills
 
 
@@ -37,7 +38,8 @@ class EstimatorSpec:
     Attributes:
         name: the registered name.
         fn: ``fn(batch, **params) -> one advantage per row``.
-        needs: StepBatch fields that must be filled (``"progress"``, ``"value"``).
+        needs: optional StepBatch fields that must be filled: ``"progress"``, ``"value"``
+            (a head fills them), ``"next_anchor"``, ``"success"`` (the rows carry them).
         head: a head the trainer fits on the policy to fill a field: ``"progress"``
             (fitted on the iteration's episodes, then predicts ĉ_t; SPA) or ``"value"``
             (predicts V(s_t), then regresses on the returns advantages + values; GAE);

@@ -93,3 +93,13 @@ def test_grpo_run_logs_no_gigpo_keys_and_gigpo_run_does(corridor_model, tmp_path
     assert not gigpo_only & grpo.keys()
     assert "credit/dropped_share" not in grpo and "value/loss" not in grpo
     assert {"credit/adv_std", "credit/zero_adv_share", "credit/zero_std_group_share"} <= grpo.keys()
+
+
+@pytest.mark.parametrize("estimator, own_key", [("hgpo", "credit/hgpo_level1_share"),
+                                                ("graphgpo", "credit/graph_reachable_share")])
+def test_newer_estimators_train_through_the_recipe(corridor_model, tmp_path, estimator, own_key):
+    """The rows carry what they need (next states, outcomes); their own diagnostics are logged."""
+    metrics = one_iteration(corridor_model, tmp_path / estimator, estimator, "sft.steps=20")  # a policy that mixes outcomes
+    assert 0.0 <= metrics[own_key] <= 1.0 and metrics["credit/rows"] > 0
+    assert np.isfinite(metrics["credit/adv_std"]) and metrics["credit/adv_std"] > 0 and np.isfinite(metrics["train/pg_loss"])
+    assert not any(k.startswith("credit/step_group") for k in metrics)
