@@ -183,6 +183,10 @@ def newer_estimators() -> None:
         best = min(_timed(lambda: (batch._cache.pop("graphgpo", None), credit.estimate(name, batch, **params)))
                    for _ in range(5))
         print(f"  {name} {params}: {best:.3f} s")
+    # ProxMO's soft grouping reads the observation text (TF-IDF); its rows come with text anchors
+    text_batch = batch.replace(anchor=make_anchors(rollouts, "text"))
+    best = min(_timed(lambda: credit.estimate("proxmo", text_batch)) for _ in range(3))
+    print(f"  proxmo {{'mode': 'soft_grouping'}} (text anchors, best of 3): {best:.3f} s")
 
 
 def _timed(fn) -> float:

@@ -6,7 +6,7 @@ them on random batches) and serve as the first thing to read. Slow on purpose.
 
 from __future__ import annotations
 
-__all__ = ["grpo_loop", "rloo_loop", "gigpo_loop", "hgpo_loop", "graphgpo_loop", "spa_loop", "gae_loop"]
+__all__ = ["grpo_loop", "rloo_loop", "gigpo_loop", "hgpo_loop", "graphgpo_loop", "proxmo_loop", "spa_loop", "gae_loop"]
 
 
 def _rows_by(keys) -> dict:
@@ -278,4 +278,80 @@ def graphgpo_loop(group_id, traj_id, step, reward, anchor, valid, next_anchor, s
             lone = (lambda v: v) if mean_only else (lambda v: v / (1.0 + epsilon))
             for i, value in zip(rows, normalized(scores, lone)):
                 out[i] += episode_advantage_w * value
+    return out
+
+
+def proxmo_loop(group_id, traj_id, step, reward, anchor, valid, gamma=0.95, step_advantage_w=1.0,
+                mode="soft_grouping", enable_psc=True, psc_alpha=4.0, psc_beta=0.866, temperature=0.1,
+                max_features=1024, epsilon=1e-6, invalid_penalty=0.1) -> list[float]:
+    """ProxMO as ``proxmo/core_proxmo.py`` computes it (credit/proxmo.py has the steps), as loops over rows.
+
+    The TF-IDF vectors come from ``credit.proxmo.tfidf`` (checked against scikit-learn's in the
+    tests); the soft baseline is a softmax over every row of the group, row by row.
+    """
+    import math
+
+    n = len(reward)
+    penalized = [reward[i] - (0.0 if valid[i] else invalid_penalty) for i in range(n)]
+    trajectories = _trajectory_rows(traj_id, step)
+    step_return = [0.0] * n
+    score = {}
+    for traj, rows in trajectories.items():
+        running = 0.0
+        for i in reversed(rows):
+            running = penalized[i] + gamma * running
+            step_return[i] = running
+        score[traj] = sum(penalized[i] for i in rows)
+
+    def normalized(values, with_std, lone):
+        if len(values) == 1:
+            return [lone(values[0])]
+        if len(set(values)) == 1:
+            return [0.0] * len(values)
+        mean = sum(values) / len(values)
+        if not with_std:
+            return [v - mean for v in values]
+        std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+        return [(v - mean) / (std + epsilon) for v in values]
+
+    def sigmoid(x):
+        return 1.0 / (1.0 + math.exp(-x))
+
+    with_std = mode == "mean_std_norm"
+    vectors = None
+    if mode == "soft_grouping":
+        from .proxmo import tfidf
+
+        codes, vocabulary, matrix = tfidf([str(a) for a in anchor], max_features)
+        vectors = [list(matrix[c]) for c in codes] if vocabulary else None
+    out = [0.0] * n
+    for rows in _rows_by(group_id).values():
+        scores = [score[traj_id[i]] for i in rows]
+        episode = normalized(scores, with_std, (lambda v: v / (1.0 + epsilon)) if with_std else (lambda v: v))
+        p = min(1.0, max(0.0, sum(scores) / len(scores))) if len(rows) > 1 else 0.0
+        for i, s_i, e in zip(rows, scores, episode):
+            if enable_psc:
+                weight = (1 + psc_beta * (sigmoid((1 - p) ** psc_alpha) - 0.5)) if s_i > 0.5 else \
+                    (1 + psc_beta * (sigmoid(-(p ** psc_alpha)) - 0.5))
+                e = e * weight
+            out[i] += e
+        if mode == "soft_grouping":
+            for i in rows:
+                if vectors is None:
+                    continue
+                unit = [x / (math.sqrt(sum(y * y for y in vectors[j])) + 1e-8) for j in (i,) for x in vectors[j]]
+                logits = []
+                for j in rows:
+                    other = vectors[j]
+                    norm = math.sqrt(sum(y * y for y in other)) + 1e-8
+                    logits.append(sum(a * b / norm for a, b in zip(unit, other)) / temperature)
+                top = max(logits)
+                weights = [math.exp(l - top) for l in logits]
+                baseline = sum(w * step_return[j] for w, j in zip(weights, rows)) / sum(weights)
+                out[i] += step_advantage_w * (step_return[i] - baseline)
+        else:
+            for members in _rows_by([anchor[i] for i in rows]).values():
+                members = [rows[m] for m in members]
+                for i, v in zip(members, normalized([step_return[i] for i in members], with_std, lambda v: 0.0)):
+                    out[i] += step_advantage_w * v
     return out
