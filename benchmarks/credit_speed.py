@@ -178,7 +178,7 @@ def newer_estimators() -> None:
                              success=episode[rollouts["traj_id"]] > 0)
     print("\nestimators after GiGPO, int anchors, agent order, 1,000,000 rows (StepBatch built once): best of 5")
     for name, params in (("hgpo", {"history_length": 2}), ("hgpo", {"history_length": 4, "base_group": True}),
-                         ("graphgpo", {})):
+                         ("graphgpo", {}), ("pgpo", {}), ("gagpo", {})):
         batch._cache.pop("graphgpo", None)
         best = min(_timed(lambda: (batch._cache.pop("graphgpo", None), credit.estimate(name, batch, **params)))
                    for _ in range(5))

@@ -5,11 +5,11 @@
     metrics = credit.diagnose(batch, advantages, estimator="gigpo", gamma=0.95)
     credit.spec("gigpo")      # what the estimator needs and does (head, anchors, row drop, diagnostics)
 
-Estimators (docs/algorithms.md): grpo, rloo, loop, gigpo, hgpo, graphgpo, proxmo, spa, gae; `credit.available()`
+Estimators (docs/algorithms.md): grpo, rloo, loop, gigpo, hgpo, graphgpo, pgpo, gagpo, proxmo, spa, gae; `credit.available()`
 lists them, `credit.register(name)` adds one. See docs/credit.md.
 """
 
-from . import gae, gigpo, graphgpo, grpo, hgpo, loop, proxmo, rloo, spa  # noqa: F401  (importing registers the estimators)
+from . import gae, gagpo, gigpo, graphgpo, grpo, hgpo, loop, pgpo, proxmo, rloo, spa  # noqa: F401  (importing registers the estimators)
 from .allocator import tune_allocator
 from .batch import StepBatch, episode_returns, step_returns
 from .diagnostics import diagnose

@@ -15,7 +15,7 @@ class CreditConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
     estimator: str = "gigpo"
-    """One of ``credit.available()``: grpo, rloo, loop, gigpo, hgpo, graphgpo, proxmo, spa, gae (or a registered one)."""
+    """One of ``credit.available()``: grpo, rloo, loop, gigpo, hgpo, graphgpo, pgpo, gagpo, proxmo, spa, gae (or a registered one)."""
     params: dict[str, Any] = Field(default_factory=dict)
     """Keyword parameters of the estimator (e.g. gamma, step_weight, normalize for gigpo)."""
     drop_threshold: float | None = Field(default=None, ge=0)

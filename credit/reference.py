@@ -6,7 +6,7 @@ them on random batches) and serve as the first thing to read. Slow on purpose.
 
 from __future__ import annotations
 
-__all__ = ["grpo_loop", "rloo_loop", "gigpo_loop", "hgpo_loop", "graphgpo_loop", "proxmo_loop", "spa_loop", "gae_loop"]
+__all__ = ["grpo_loop", "rloo_loop", "gigpo_loop", "hgpo_loop", "graphgpo_loop", "proxmo_loop", "pgpo_loop", "gagpo_loop", "spa_loop", "gae_loop"]
 
 
 def _rows_by(keys) -> dict:
@@ -355,3 +355,82 @@ def proxmo_loop(group_id, traj_id, step, reward, anchor, valid, gamma=0.95, step
                 for i, v in zip(members, normalized([step_return[i] for i in members], with_std, lambda v: 0.0)):
                     out[i] += step_advantage_w * v
     return out
+
+
+def _anchor_mean_loop(group_id, anchor, values) -> list[float]:
+    cells = _rows_by(list(zip(group_id, anchor)))
+    out = [0.0] * len(values)
+    for rows in cells.values():
+        mean = sum(values[i] for i in rows) / len(rows)
+        for i in rows:
+            out[i] = mean
+    return out
+
+
+def _normalize_loop(values, keys, normalize, eps, lone):
+    out = [0.0] * len(values)
+    for rows in _rows_by(keys).values():
+        vals = [values[i] for i in rows]
+        if len(rows) == 1:
+            out[rows[0]] = lone(vals[0])
+            continue
+        if len(set(vals)) == 1:
+            continue
+        mean = sum(vals) / len(vals)
+        std = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5
+        for i, v in zip(rows, vals):
+            out[i] = v - mean if normalize == "mean" else (v - mean) / (std + eps)
+    return out
+
+
+def gagpo_loop(group_id, traj_id, step, reward, anchor, valid, gamma=0.95, lam=0.95, normalize="mean_std",
+               eps=1e-6, invalid_penalty=0.1) -> list[float]:
+    """GAGPO (credit/gagpo.py's steps) as loops: V(s) = mean R_t over the group's visits of s, GAE on it,
+    then normalization over the group's rows."""
+    penalized = [reward[i] - (0.0 if valid[i] else invalid_penalty) for i in range(len(reward))]
+    trajectories = _trajectory_rows(traj_id, step)
+    step_return = [0.0] * len(reward)
+    for rows in trajectories.values():
+        running = 0.0
+        for i in reversed(rows):
+            running = penalized[i] + gamma * running
+            step_return[i] = running
+    value = _anchor_mean_loop(group_id, anchor, step_return)
+    advantage = [0.0] * len(reward)
+    for rows in trajectories.values():
+        running = 0.0
+        for position in reversed(range(len(rows))):
+            i = rows[position]
+            next_value = value[rows[position + 1]] if position + 1 < len(rows) else 0.0
+            running = penalized[i] + gamma * next_value - value[i] + gamma * lam * running
+            advantage[i] = running
+    lone = (lambda v: v) if normalize == "mean" else (lambda v: v / (1.0 + eps))
+    return _normalize_loop(advantage, group_id, normalize, eps, lone)
+
+
+def pgpo_loop(group_id, traj_id, step, reward, anchor, valid, success, gamma=0.95, alpha=2.0, beta=1.0,
+              normalize="mean_std", eps=1e-6, invalid_penalty=0.1) -> list[float]:
+    """PGPO (credit/pgpo.py's steps) as loops: GiGPO's A^S plus β(1 − p)^α times the step-group-normalized
+    potential difference Φ(next) − Φ(s) (the final reward in place of Φ(next) on the last step)."""
+    n = len(reward)
+    penalized = [reward[i] - (0.0 if valid[i] else invalid_penalty) for i in range(n)]
+    trajectories = _trajectory_rows(traj_id, step)
+    step_return = [0.0] * n
+    nxt = [None] * n
+    for rows in trajectories.values():
+        running = 0.0
+        for position in reversed(range(len(rows))):
+            i = rows[position]
+            running = penalized[i] + gamma * running
+            step_return[i] = running
+            nxt[i] = rows[position + 1] if position + 1 < len(rows) else None
+    step_keys = list(zip(group_id, anchor))
+    step_adv = _normalize_loop(step_return, step_keys, normalize, eps, lambda v: 0.0)
+    potential = _anchor_mean_loop(group_id, anchor, step_return)
+    delta = [(penalized[i] if nxt[i] is None else potential[nxt[i]]) - potential[i] for i in range(n)]
+    shaping = _normalize_loop(delta, step_keys, normalize, eps, lambda v: 0.0)
+    rate = {}
+    for members in _rows_by(group_id).values():
+        outcomes = {traj_id[i]: success[i] for i in members}
+        rate[group_id[members[0]]] = sum(outcomes.values()) / len(outcomes)
+    return [step_adv[i] + beta * (1.0 - rate[group_id[i]]) ** alpha * shaping[i] for i in range(n)]

@@ -191,7 +191,7 @@ def test_empty_batch_gives_empty_advantages():
 
 def test_credit_imports_without_torch():
     code = ("import sys; sys.modules['torch'] = None\n"
-            "import credit\n"
+            "from steprl import credit\n"
             "batch = credit.StepBatch(['g', 'g'], ['a', 'b'], [0, 0], [1.0, 0.0], ['x', 'x'])\n"
             "print(credit.estimate('gigpo', batch).round(6).tolist())\n"
             "heavy = sorted(m for m in ('torch', 'pandas', 'scipy') if sys.modules.get(m) is not None)\n"

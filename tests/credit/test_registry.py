@@ -11,12 +11,12 @@ BATCH = credit.StepBatch(["g", "g", "g"], ["a", "a", "b"], [0, 1, 0], [1.0, 2.0,
 
 
 def test_builtin_estimators_are_available():
-    assert credit.available() == ["gae", "gigpo", "graphgpo", "grpo", "hgpo", "loop", "proxmo", "rloo", "spa"]
+    assert credit.available() == ["gae", "gagpo", "gigpo", "graphgpo", "grpo", "hgpo", "loop", "pgpo", "proxmo", "rloo", "spa"]
 
 
 def test_unknown_estimator_lists_the_available_ones():
     with pytest.raises(ValueError,
-                       match="unknown credit estimator 'ppo'; available: gae, gigpo, graphgpo, grpo, hgpo, loop, proxmo, rloo, spa"):
+                       match="unknown credit estimator 'ppo'; available: gae, gagpo, gigpo, graphgpo, grpo, hgpo, loop, pgpo, proxmo, rloo, spa"):
         credit.estimate("ppo", BATCH)
 
 

@@ -31,7 +31,7 @@ def test_plugin_env_listed_by_steprl_envs(installed_plugin):
 
 def test_plugin_env_passes_check_env_and_its_own_tests(installed_plugin):
     pkg, env = installed_plugin
-    code = "import envs; e = envs.make('guess_number/GuessNumber-v0'); envs.check_env(e, num_bad_actions=300); print('OK')"
+    code = "from steprl import envs; e = envs.make('guess_number/GuessNumber-v0'); envs.check_env(e, num_bad_actions=300); print('OK')"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "OK"
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")],

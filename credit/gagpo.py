@@ -1,0 +1,62 @@
+"""GAGPO (arXiv 2605.13217): GAE over a critic-free state value, the group's mean return from each anchor.
+
+docs/algorithms.md § Step-level methods after GiGPO. No public code: this follows the
+description there (the paper's own equation numbers are not in our reference). Per group of
+K trajectories of one task:
+
+1. Step returns R_t = Σ_{k≥t} γ^{k−t} r_k (the invalid-action penalty off r_t first, as GiGPO).
+2. V(s) = the mean R_t over every row of the group whose anchor is s.
+3. δ_t = r_t + γ·V(s_{t+1}) − V(s_t), with s_{t+1} the next row's anchor; 0 after the last step.
+4. Â_t = Σ_l (γλ)^l δ_{t+l} (``credit.gae`` on V).
+5. Group normalization: Â over the group's rows, (Â − mean) / (std + ε) (or mean only).
+No episode term. The paper's per-action ratio (length-normalized) is a loss setting, not
+this estimator's. γ and λ default to GiGPO's γ and GAE's usual λ: the paper's values are not
+in our reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import gae
+from .batch import StepBatch, check_positive, check_unit_interval, factorize, factorize_pairs, normalize_in_groups
+from .gigpo import penalized_reward
+from .registry import register
+
+
+def anchor_means(batch: StepBatch, row_values) -> np.ndarray:
+    """Per row, the mean of ``row_values`` over the rows of its group with the same anchor (row order)."""
+    anchor_code, _ = factorize(batch.anchor, "anchor")
+    cell, n_cells = factorize_pairs(batch.group_code, batch.n_groups, anchor_code)
+    total = np.bincount(cell, weights=np.asarray(row_values, dtype=np.float64), minlength=n_cells)
+    return (total / np.bincount(cell, minlength=n_cells))[cell]
+
+
+@register("gagpo")
+def advantages(batch: StepBatch, *, gamma: float = 0.95, lam: float = 0.95, normalize: str = "mean_std",
+               eps: float = 1e-6, invalid_penalty: float = 0.1) -> np.ndarray:
+    """GAGPO advantage of each step row (module docstring, steps 1-5).
+
+    Args:
+        gamma: γ of the returns and of the TD errors.
+        lam: GAE λ.
+        normalize: "mean_std" or "mean" (the group normalization).
+        eps: ε of the std division.
+        invalid_penalty: λ_inv off r_t of invalid actions.
+    """
+    check_unit_interval("gamma", gamma)
+    check_unit_interval("lam", lam)
+    check_positive("eps", eps)
+    if len(batch) == 0:
+        return np.zeros(0)
+    reward = penalized_reward(batch, invalid_penalty)
+    step_return = batch.to_rows(np.asarray(_returns(batch, reward, gamma)))
+    value = anchor_means(batch, step_return)
+    advantage = gae.advantages(batch.replace(reward=reward, value=value), gamma=gamma, lam=lam)
+    return normalize_in_groups(advantage, batch.group_code, batch.n_groups, normalize, eps)
+
+
+def _returns(batch: StepBatch, reward, gamma: float) -> np.ndarray:
+    from .batch import discounted_suffix_sum
+
+    return discounted_suffix_sum(batch, batch.canonical(reward), gamma)

@@ -1,0 +1,65 @@
+"""PGPO (arXiv 2609.02236): GiGPO's step level plus a potential-based shaping term, without the episode level.
+
+docs/algorithms.md § Step-level methods after GiGPO. No public code: this follows the
+description there (the paper's own equation numbers are not in our reference). Per group of
+K trajectories of one task:
+
+1. GiGPO's step returns R_t and step advantage A^S (Eq. 5-7 of GiGPO; ``credit.gigpo``),
+   with its invalid-action penalty.
+2. The potential Φ(s) = the mean R_t over every visit to anchor s in the group.
+3. δ_t = Φ(s_{t+1}) − Φ(s_t) with γ = 1; on a trajectory's last step the final reward r_t
+   stands in for Φ(next).
+4. A^φ = δ normalized within the row's step group (same anchor; a group of one row: 0).
+5. A = A^S + β(1 − p)^α · A^φ, p the group's success rate (α = 2, β = 1). No A^E: the paper
+   reports that adding it hurt.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .batch import StepBatch, check_finite, factorize, factorize_pairs, normalize_in_groups
+from .gagpo import anchor_means
+from .gigpo import advantage_levels, penalized_reward
+from .registry import register
+
+
+@register("pgpo", needs=("success",))
+def advantages(batch: StepBatch, *, gamma: float = 0.95, alpha: float = 2.0, beta: float = 1.0,
+               normalize: str = "mean_std", eps: float = 1e-6, invalid_penalty: float = 0.1) -> np.ndarray:
+    """PGPO advantage of each step row (module docstring, steps 1-5).
+
+    Args:
+        gamma: γ of GiGPO's step returns (the potential's shaping itself uses γ = 1).
+        alpha, beta: the weight β(1 − p)^α of the shaping term.
+        normalize: "mean_std" or "mean", for A^S and A^φ.
+        eps: ε of the std divisions.
+        invalid_penalty: λ off r_t of invalid actions.
+    """
+    check_finite("alpha", alpha)
+    check_finite("beta", beta)
+    if len(batch) == 0:
+        return np.zeros(0)
+    if batch.success is None:
+        raise ValueError("pgpo needs each row's episode outcome (StepBatch(..., success=...); from_rows gives it)")
+    _, step_advantage = advantage_levels(batch, gamma=gamma, normalize=normalize, eps=eps,
+                                         invalid_penalty=invalid_penalty)
+    reward = penalized_reward(batch, invalid_penalty)
+    from .batch import discounted_suffix_sum
+
+    step_return = batch.to_rows(discounted_suffix_sum(batch, batch.canonical(reward), gamma))
+    potential = anchor_means(batch, step_return)
+    # Φ of the next row of the same trajectory (canonical layout), the final reward on the last step
+    canonical_potential = batch.canonical(potential)
+    step = batch.step
+    rank = batch.traj_rank[batch.traj_code]
+    last = step == batch.traj_length[batch.traj_code] - 1
+    next_position = np.where(last, 0, batch.step_offset[np.minimum(step + 1, batch.step_offset.size - 1)] + rank)
+    delta = np.where(last, reward, canonical_potential[next_position]) - potential
+    anchor_code, _ = factorize(batch.anchor, "anchor")
+    cell, n_cells = factorize_pairs(batch.group_code, batch.n_groups, anchor_code)
+    shaping = normalize_in_groups(delta, cell, n_cells, normalize, eps, singleton_rule="zero")
+    trajectory_success = np.zeros(batch.n_trajectories)
+    trajectory_success[batch.traj_code] = batch.success
+    p = np.bincount(batch.traj_group, weights=trajectory_success, minlength=batch.n_groups) / batch.group_size
+    return step_advantage + beta * (1.0 - p[batch.group_code]) ** alpha * shaping
