@@ -1,5 +1,9 @@
 """Credit estimators head to head on the quickstart setting, at equal budget.
 
+Superseded by ``steprl bench benchmarks/suites/coin_collector.yaml`` (docs/bench.md): one SFT start
+per seed that every method loads, greedy and sampled evaluation, t-intervals over seeds.
+Kept as it is so that the README's earlier tables can be reproduced.
+
 Each method trains ``configs/quickstart.yaml`` (same tiny model recipe, same SFT
 warm start, same number of iterations, tasks and episodes) with only the credit
 assignment changed, over several seeds. Each run is a separate process so its

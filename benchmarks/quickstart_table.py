@@ -1,5 +1,9 @@
 """The quickstart's acceptance table: SFT start, SFT + RL, and SFT to its plateau, over seeds.
 
+Superseded by ``steprl bench benchmarks/suites/coin_collector.yaml`` (docs/bench.md): one SFT start
+per seed that every method loads, greedy and sampled evaluation, t-intervals over seeds.
+Kept as it is so that the README's earlier tables can be reproduced.
+
 For each seed:
   1. ``steprl train configs/quickstart.yaml run.seed=S`` — SFT warm start, evaluation
      (the "SFT start"), then GiGPO; judged on the mean of its last 3 evaluations;

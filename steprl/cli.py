@@ -30,6 +30,7 @@ COMMANDS = {
     "eval": "eval",
     "plot": "plot",
     "view": "view",
+    "bench": "bench",
 }
 
 

@@ -177,3 +177,20 @@ def test_resume_skips_a_truncated_newest_checkpoint(tiny_model, tmp_path):
         assert want.keys() == got.keys()
         for key in want:
             assert got[key] == pytest.approx(want[key], rel=1e-6, abs=1e-9), (it, key)
+
+
+@pytest.mark.slow
+def test_resume_from_the_sft_checkpoint_does_not_train_sft_again(tiny_model, tmp_path):
+    run_dir = tmp_path / "sft_then_rl"
+    common = ["configs/quickstart.yaml", "tiny_model=null", f"agent.model={tiny_model}", *TINY, "sft.steps=3",
+              "sft.episodes=4", f"run.dir={run_dir}"]
+    proc = steprl_train(*common, "run.iterations=0")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    assert "SFT: " in out
+    before = metrics_at(run_dir, 0)
+    resumed = steprl_train("--resume", str(run_dir), "run.iterations=1")
+    out, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, out[-3000:]
+    assert "at iteration 0" in out and "SFT: " not in out
+    assert metrics_at(run_dir, 0) == before and "train/pg_loss" in metrics_at(run_dir, 1)

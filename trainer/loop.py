@@ -127,6 +127,7 @@ class RLRun:
         self.run_dir = Path(config.run.dir)
         self.resume = resume
         self.start_iteration = 0
+        self.resumed = False  # set when a checkpoint was loaded (its SFT and first evaluation are done)
         self.history: list[dict[str, float]] = []  # evaluation records
         self.dist = None  # trainer.distributed.DistContext under torchrun
         self.workers = None  # agent.workers.RolloutWorkers with run.rollout_workers > 0
@@ -210,6 +211,7 @@ class RLRun:
             components = {"trainer": self.trainer, **({"head": self.head} if self.head is not None else {})}
             checkpoint.restore(self.policy, components)
             self.start_iteration = checkpoint.iteration
+            self.resumed = True
             self.history = list(checkpoint.extra.get("eval_history", []))
             self._sync_weights()
             self.say(f"resumed {self.run_dir} at iteration {self.start_iteration}")
@@ -401,7 +403,7 @@ class RLRun:
         self.setup()
         components = {"trainer": self.trainer, **({"head": self.head} if self.head is not None else {})}
         try:
-            if self.start_iteration == 0:
+            if not self.resumed:  # a run resumed from iter_000000 already has its SFT warm start
                 stats = self.sft()
                 if self.is_main:
                     stats.update(self.evaluate(0))

@@ -20,7 +20,7 @@ ALLOWED = {
 # Edges the design names: the run directory and checkpoint layout is one module that the
 # trainer writes and evaluation reads (`steprl eval RUN_DIR`).
 EXCEPTIONS = {("evaluation", "steprl.trainer.checkpoint")}
-SHELL = ("steprl.cli", "steprl.commands", "steprl.config", "steprl.loader", "steprl.__main__")
+SHELL = ("steprl.cli", "steprl.commands", "steprl.config", "steprl.loader", "steprl.bench", "steprl.__main__")
 
 
 def imported_modules(path: Path, package: str) -> list[tuple[int, str]]:
