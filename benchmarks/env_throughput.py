@@ -144,7 +144,9 @@ FAMILY_CASES: list[tuple[str, str, dict, int]] = [
     ("tools python (expert, hook only)", "tools/python-v0", {"sandbox": "hook"}, 100),
     ("tools python (expert, bwrap)", "tools/python-v0", {"sandbox": "bwrap"}, 100),
     ("ALFWorld pick & place, no expert", "alfworld/pick_and_place-v0", {"expert": False}, 300),
+    ("  same, fast=False (TextWorld's)", "alfworld/pick_and_place-v0", {"expert": False, "fast": False}, 300),
     ("ALFWorld mixed, planner expert on", "alfworld/mixed-v0", {"expert": True}, 300),
+    ("  same, fast=False (TextWorld's)", "alfworld/mixed-v0", {"expert": True, "fast": False}, 300),
 ]
 
 

@@ -90,10 +90,14 @@ class AlfWorldEnv(TextEnv):
         num_tasks: use only the first ``num_tasks`` tasks of the split.
         data_dir: folder of ALFWorld's released data; ``None`` plays generated tasks.
         expert: compute ``info["expert_action"]`` with ALFWorld's planner every step.
+        fast: play on :class:`envs.alfworld.fast.FastPddlEnv` (TextWorld's ``PddlEnv`` with its PDDL
+            translation, grammar parses and command texts cached; same observations, commands and rewards);
+            ``False`` plays on TextWorld's ``PddlEnv`` itself.
     """
 
     def __init__(self, task_types: Sequence[str] = TASK_TYPES, split: str = "train", num_tasks: int | None = None,
-                 render_mode: str | None = None, data_dir: str | os.PathLike | None = None, expert: bool = True):
+                 render_mode: str | None = None, data_dir: str | os.PathLike | None = None, expert: bool = True,
+                 fast: bool = True):
         task_types = (task_types,) if isinstance(task_types, str) else tuple(task_types)
         unknown = [t for t in task_types if t not in TASK_TYPES]
         if unknown or not task_types:
@@ -101,6 +105,7 @@ class AlfWorldEnv(TextEnv):
         self.task_types = task_types
         self.data_dir = data_dir
         self.expert = bool(expert)
+        self.fast = bool(fast)
         self._games: list[Path] = []
         if data_dir is not None:
             if split not in _DATA_OFFSETS:
@@ -139,7 +144,6 @@ class AlfWorldEnv(TextEnv):
 
     def _load_task(self, task_seed: int) -> None:
         import textworld
-        from textworld.envs import PddlEnv
         from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
 
         path = self.game_file(task_seed)
@@ -148,6 +152,10 @@ class AlfWorldEnv(TextEnv):
         if self._tw_env is None:  # one planner library per env, reused across tasks
             infos = textworld.EnvInfos(admissible_commands=True, won=True, policy_commands=self.expert,
                                        extras=["gamefile"])
+            if self.fast:
+                from steprl.envs.alfworld.fast import FastPddlEnv as PddlEnv
+            else:
+                from textworld.envs import PddlEnv
             self._tw_env = AlfredInfos(AlfredDemangler(PddlEnv(infos), shuffle=False))
         self._tw_env.load(str(path))
 
