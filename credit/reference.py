@@ -25,6 +25,21 @@ def _trajectory_rows(traj_id, step) -> dict:
     return rows
 
 
+def _penalized_returns(traj_id, step, reward, valid, gamma, invalid_penalty):
+    """(trajectories, per-row discounted return R_t, per-trajectory return R(τ)) after the invalid-action penalty."""
+    penalized = [reward[i] - (0.0 if valid[i] else invalid_penalty) for i in range(len(reward))]
+    trajectories = _trajectory_rows(traj_id, step)
+    step_return = [0.0] * len(reward)
+    episode_return = {}
+    for traj, rows in trajectories.items():
+        running = 0.0
+        for i in reversed(rows):
+            running = penalized[i] + gamma * running
+            step_return[i] = running
+        episode_return[traj] = sum(penalized[i] for i in rows)
+    return trajectories, step_return, episode_return
+
+
 def grpo_loop(group_id, traj_id, step, reward, normalize="mean_std", eps=1e-6) -> list[float]:
     """GRPO (docs/algorithms.md § GRPO): A(τ) = (R(τ) − mean_g R) / (std_g R + ε), statistics over
     the group's trajectories (unbiased std), every row of τ gets A(τ); K = 1: R / (1 + ε)."""
@@ -162,16 +177,8 @@ def hgpo_loop(group_id, traj_id, step, reward, anchor, valid, history_length=2, 
     std, one row: mean 0 std 1) at k = 0. A cluster of equal returns gives exactly 0.
     """
     n = len(reward)
-    penalized = [reward[i] - (0.0 if valid[i] else invalid_penalty) for i in range(n)]
-    trajectories = _trajectory_rows(traj_id, step)
-    step_return = [0.0] * n
-    episode_return = {}
-    for traj, rows in trajectories.items():
-        running = 0.0
-        for i in reversed(rows):
-            running = penalized[i] + gamma * running
-            step_return[i] = running
-        episode_return[traj] = sum(penalized[i] for i in rows)
+    trajectories, step_return, episode_return = _penalized_returns(traj_id, step, reward, valid, gamma,
+                                                                   invalid_penalty)
 
     def normalized(values, unbiased):
         if len(set(values)) == 1:
@@ -292,16 +299,7 @@ def proxmo_loop(group_id, traj_id, step, reward, anchor, valid, gamma=0.95, step
     import math
 
     n = len(reward)
-    penalized = [reward[i] - (0.0 if valid[i] else invalid_penalty) for i in range(n)]
-    trajectories = _trajectory_rows(traj_id, step)
-    step_return = [0.0] * n
-    score = {}
-    for traj, rows in trajectories.items():
-        running = 0.0
-        for i in reversed(rows):
-            running = penalized[i] + gamma * running
-            step_return[i] = running
-        score[traj] = sum(penalized[i] for i in rows)
+    trajectories, step_return, score = _penalized_returns(traj_id, step, reward, valid, gamma, invalid_penalty)
 
     def normalized(values, with_std, lone):
         if len(values) == 1:
@@ -388,22 +386,9 @@ def gagpo_loop(group_id, traj_id, step, reward, anchor, valid, gamma=0.95, lam=0
     """GAGPO (credit/gagpo.py's steps) as loops: V(s) = mean R_t over the group's visits of s, GAE on it,
     then normalization over the group's rows."""
     penalized = [reward[i] - (0.0 if valid[i] else invalid_penalty) for i in range(len(reward))]
-    trajectories = _trajectory_rows(traj_id, step)
-    step_return = [0.0] * len(reward)
-    for rows in trajectories.values():
-        running = 0.0
-        for i in reversed(rows):
-            running = penalized[i] + gamma * running
-            step_return[i] = running
+    _, step_return, _ = _penalized_returns(traj_id, step, reward, valid, gamma, invalid_penalty)
     value = _anchor_mean_loop(group_id, anchor, step_return)
-    advantage = [0.0] * len(reward)
-    for rows in trajectories.values():
-        running = 0.0
-        for position in reversed(range(len(rows))):
-            i = rows[position]
-            next_value = value[rows[position + 1]] if position + 1 < len(rows) else 0.0
-            running = penalized[i] + gamma * next_value - value[i] + gamma * lam * running
-            advantage[i] = running
+    advantage = gae_loop(traj_id, step, penalized, value, gamma=gamma, lam=lam)  # GAE on the anchor values
     lone = (lambda v: v) if normalize == "mean" else (lambda v: v / (1.0 + eps))
     return _normalize_loop(advantage, group_id, normalize, eps, lone)
 

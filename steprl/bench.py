@@ -46,10 +46,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from steprl.loader import ConfigError, format_validation_error, load_config
+from steprl.loader import ConfigError, format_validation_error, load_config, read_yaml_mapping
 
 __all__ = ["Suite", "load_suite", "PlannedRun", "plan_suite", "run_suite", "build_table", "table_markdown",
            "t_interval", "run_job", "SFT_START", "SFT_PLATEAU"]
@@ -218,14 +217,9 @@ def _check_overrides(overrides: Sequence[str], reserved: Sequence[str], why: str
 def load_suite(path: str | Path) -> Suite:
     """Read and validate a suite file; :class:`ConfigError` names the field at fault."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"suite file {str(path)!r} not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"suite {path}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"suite {path}: the top level must be a mapping (name, base_config, seeds, methods, ...)")
+    data = read_yaml_mapping(path, "suite file", "a mapping (name, base_config, seeds, methods, ...)")
+    if data is None:
+        raise ConfigError(f"suite {path} is empty: it needs name, base_config, seeds, methods, ...")
     try:
         return Suite.model_validate(data)
     except ValidationError as exc:

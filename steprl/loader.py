@@ -67,19 +67,25 @@ def format_validation_error(exc: ValidationError) -> str:
     return "; ".join(lines)
 
 
+def read_yaml_mapping(path: Path, what: str, expected: str) -> dict | None:
+    """The YAML mapping at ``path`` (None for an empty file); :class:`ConfigError` naming ``what`` otherwise."""
+    if not path.is_file():
+        raise ConfigError(f"{what} {str(path)!r} not found")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: the top level must be {expected}, got {type(loaded).__name__}")
+    return loaded
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None, model: type[M]) -> M:
     """Read YAML at ``path`` (``None``: defaults only), apply overrides, validate with ``model``."""
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} not found")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(loaded).__name__}")
+        loaded = read_yaml_mapping(path, "config file", "a mapping of sections")
         data = loaded or {}
     apply_overrides(data, list(overrides or []))
     try:
