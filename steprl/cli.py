@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import linecache
 import sys
 import traceback
@@ -74,8 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-_SOURCE_ROOTS = tuple(str(Path(importlib.import_module(f"steprl.{name}").__file__).parent)
-                      for name in ("envs", "agent", "credit", "trainer", "evaluation")) + (str(Path(__file__).parent),)
+def _source_roots() -> tuple[str, ...]:
+    """The folders of steprl's own source (found without importing the packages: importing agent loads torch)."""
+    roots = [str(Path(__file__).parent)]
+    for name in ("envs", "agent", "credit", "trainer", "evaluation"):
+        spec = importlib.util.find_spec(f"steprl.{name}")
+        roots += list(spec.submodule_search_locations or []) if spec is not None else []
+    return tuple(roots)
 
 
 def is_user_error(exc: BaseException) -> bool:
@@ -95,7 +101,7 @@ def is_user_error(exc: BaseException) -> bool:
         return False
     last = frames[-1]
     line = linecache.getline(last.filename, last.lineno).strip() if last.lineno else ""
-    return last.filename.startswith(_SOURCE_ROOTS) and line.startswith("raise")
+    return last.filename.startswith(_source_roots()) and line.startswith("raise")
 
 
 if __name__ == "__main__":
