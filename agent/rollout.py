@@ -253,6 +253,7 @@ class _Episode:
     info: dict[str, Any] = field(default_factory=dict)
     history: list[tuple[str, str]] = field(default_factory=list)
     rows: list[StepRow] = field(default_factory=list)
+    anchor_key: int = -1  # anchor_key of the current state, once hashed (as the previous row's next state)
 
 
 def episode_reset_seed(seed: int, group: int) -> int:
@@ -406,14 +407,16 @@ def rollout(
                         expert_action=ep.info.get("expert_action"),
                         env_error=env_error,
                         obs_cut=prompt.obs_cut,
-                        next_anchor_key=-1 if env_error is not None else anchor_key(
-                            str(info.get("anchor") or (observations[i] if observations[i] is not None else ""))),
+                        anchor_key=ep.anchor_key,
                     )
                 )
                 ep.history.append((ep.observation, result.action))
                 ep.observation = observations[i] if observations[i] is not None else ""
                 task_id = ep.info.get("task_id")
                 ep.info = {**info, "task": info.get("task") or ep.info.get("task"), "task_id": task_id}
+                # the next state's key, hashed once: this row's next_anchor_key and the next row's anchor_key
+                ep.anchor_key = anchor_key(str(ep.info.get("anchor") or ep.observation))
+                ep.rows[-1].next_anchor_key = -1 if env_error is not None else ep.anchor_key
                 if done:
                     success = ended_by_env and env_error is None and bool(info.get("success", False))
                     for row in ep.rows:

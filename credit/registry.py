@@ -28,7 +28,7 @@ Diagnostics = Callable[..., dict]
 
 FIELDS = ("progress", "value", "next_anchor", "success")  # optional StepBatch fields an estimator may need
 ROW_FIELDS = ("next_anchor", "success")  # filled from the agent's rows (StepBatch.from_rows) for every estimator
-HEADS = {"progress": "progress", "value": "value"}  # head kind -> the field it fills
+HEADS = ("progress", "value")  # head kinds; a head fills the StepBatch field of its name
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def register(name: str, *, needs: Iterable[str] = (), head: str | None = None,
     if head is not None:
         if head not in HEADS:
             raise ValueError(f"estimator {name!r}: head={head!r} is not one of {', '.join(HEADS)}")
-        needs = needs | {HEADS[head]}
+        needs = needs | {head}
     if drop_threshold is not None and not drop_threshold >= 0:
         raise ValueError(f"estimator {name!r}: drop_threshold={drop_threshold} must be >= 0")
 

@@ -203,6 +203,11 @@ def test_rows_to_credit_step_batch(tokenizer):
     assert anchor_key("-= Hall =-") == anchor_key("-= Hall =-") != anchor_key("-= Hall =- ")
     assert list(credit.StepBatch.from_rows(batch.rows, text_anchors=True).anchor) == [r.anchor for r in batch.rows]
     np.testing.assert_allclose(credit.estimate("gigpo", steps), credit.estimate("gigpo", credit.StepBatch.from_rows(batch.rows, True)))
+    # each row's next state is the next row's state (hashed once in the rollout); the last row's is the final one
+    for episode in batch.episodes():
+        assert [r.next_anchor_key for r in episode[:-1]] == [r.anchor_key for r in episode[1:]]
+        assert episode[-1].next_anchor_key >= 0
+    assert list(steps.next_anchor) == [r.next_anchor_key for r in batch.rows]
 
 
 def test_batch_helpers_on_hand_made_rows(tmp_path):
