@@ -48,6 +48,9 @@ class AgentConfig(BaseModel):
     """System message; None = the built-in one for `response_format`."""
     show_admissible_actions: bool = True
     """List the env's admissible actions in the prompt when it gives them."""
+    tool_schemas: Literal["full", "compact", "none"] = "full"
+    """Tool envs: `full` JSON schemas (through the chat template when it renders tools), `compact` one line per
+    tool (name, arguments, description: a tenth of the tokens), or `none` (learned from demonstrations)."""
     max_batch_size: int = Field(256, ge=1)
     """HF engine: most sequences (prompts × samples) per forward pass."""
     vllm_gpu_memory_utilization: float | None = Field(None, gt=0, le=1)

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = ["Prompt", "PromptBuilder", "DEFAULT_SYSTEM_PROMPTS", "FORMAT_INSTRUCTIONS", "TOOL_INSTRUCTION",
-           "template_supports_tools", "tool_system_text"]
+           "template_supports_tools", "tool_system_text", "compact_tool_text", "TOOL_SCHEMAS"]
 
 DEFAULT_SYSTEM_PROMPTS = {
     "plain": "You are an agent in a text environment. Each turn, reply with exactly one action and nothing else.",
@@ -45,6 +45,7 @@ FORMAT_INSTRUCTIONS = {
     "tool_calls": "Reply with one or more tool calls.",
 }
 OBS_CUT_MARKER = " [...] "
+TOOL_SCHEMAS = ("full", "compact", "none")
 TOOL_INSTRUCTION = "Reply with one or more tool calls."
 
 
@@ -65,6 +66,19 @@ def tool_system_text(tools: Sequence[dict]) -> str:
             "For each function call, return a json object with function name and arguments within "
             "<tool_call></tool_call> XML tags:\n<tool_call>\n"
             '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>')
+
+
+def compact_tool_text(tools: Sequence[dict]) -> str:
+    """The tools one line each, ``name(arg, optional_arg?): description``: a tenth of the JSON schemas' tokens."""
+    lines = []
+    for tool in tools:
+        fn = tool.get("function", tool)
+        params = fn.get("parameters") or {}
+        required = set(params.get("required") or ())
+        args = ", ".join(name if name in required else f"{name}?" for name in (params.get("properties") or {}))
+        description = (fn.get("description") or "").strip().split("\n")[0]
+        lines.append(f"{fn.get('name', '?')}({args})" + (f": {description}" if description else ""))
+    return ("Tools (call as <tool_call>{\"name\": ..., \"arguments\": {...}}</tool_call>):\n" + "\n".join(lines))
 
 
 @dataclass
@@ -97,6 +111,10 @@ class PromptBuilder:
         max_prompt_tokens: token budget of the whole prompt.
         system_prompt: overrides the default system message.
         show_admissible_actions: list the env's admissible actions.
+        history_observations: show past observations with past actions (False: the actions only).
+        tool_schemas: how a tool env's tools are listed: ``"full"`` (JSON schemas, through the chat
+            template when it renders tools), ``"compact"`` (:func:`compact_tool_text`, one line each)
+            or ``"none"`` (not listed: the model learns them from demonstrations).
 
     Example:
         >>> builder = PromptBuilder(tokenizer, history_k=2)
@@ -114,6 +132,7 @@ class PromptBuilder:
         system_prompt: str | None = None,
         show_admissible_actions: bool = True,
         history_observations: bool = True,
+        tool_schemas: str = "full",
     ):
         if history_k < 0:
             raise ValueError(f"history_k={history_k} must be >= 0")
@@ -131,6 +150,9 @@ class PromptBuilder:
         self.system_prompt = system_prompt if system_prompt is not None else DEFAULT_SYSTEM_PROMPTS[response_format]
         self.show_admissible_actions = show_admissible_actions
         self.history_observations = history_observations
+        if tool_schemas not in TOOL_SCHEMAS:
+            raise ValueError(f"tool_schemas={tool_schemas!r} is not one of {TOOL_SCHEMAS}")
+        self.tool_schemas = tool_schemas
 
     @classmethod
     def from_config(cls, tokenizer, config) -> "PromptBuilder":
@@ -143,6 +165,7 @@ class PromptBuilder:
             system_prompt=config.system_prompt,
             show_admissible_actions=config.show_admissible_actions,
             history_observations=config.history_observations,
+            tool_schemas=config.tool_schemas,
         )
 
     # -- rendering ------------------------------------------------------------
@@ -178,15 +201,21 @@ class PromptBuilder:
         message also lists them (:func:`tool_system_text`).
         """
         system = self.system_prompt
-        if tools and not template_supports_tools(self.tokenizer):
-            system = f"{system}\n\n{tool_system_text(tools)}" if system else tool_system_text(tools)
+        listing = None
+        if tools and self.tool_schemas == "compact":
+            listing = compact_tool_text(tools)
+        elif tools and self.tool_schemas == "full" and not template_supports_tools(self.tokenizer):
+            listing = tool_system_text(tools)
+        if listing:
+            system = f"{system}\n\n{listing}" if system else listing
         chat = [{"role": "system", "content": system}] if system else []
         chat.append({"role": "user", "content": self.user_message(task, observation, history, admissible_actions, tools)})
         return chat
 
     def render(self, task, observation, history=(), admissible_actions=None, tools=None) -> tuple[str, list[int]]:
         """Chat-template the prompt and encode it once: ``(text, token_ids)``."""
-        extra = {"tools": list(tools)} if tools and template_supports_tools(self.tokenizer) else {}
+        extra = ({"tools": list(tools)} if tools and self.tool_schemas == "full" and template_supports_tools(self.tokenizer)
+                 else {})
         text = self.tokenizer.apply_chat_template(
             self.messages(task, observation, history, admissible_actions, tools), tokenize=False,
             add_generation_prompt=True, **extra

@@ -30,7 +30,8 @@ class EnvConfig(BaseModel):
     id: str = "textworld/coin_collector-v0"
     """Registered env id (``steprl envs`` lists them)."""
     kwargs: dict[str, Any] = Field(default_factory=dict)
-    """Extra arguments of ``envs.make`` (difficulty settings, e.g. ``level: [2, 3]``)."""
+    """Extra arguments of ``envs.make`` (difficulty settings, e.g. ``level: [2, 3]``; ``indexed_actions: true``
+    numbers the admissible actions for small models, envs.wrappers.IndexedActions)."""
     train_tasks: int = Field(96, ge=1)
     """How many tasks of the ``train`` split training draws from."""
     max_turns: int = Field(20, ge=1)

@@ -135,13 +135,15 @@ def spec(env_id: str) -> EnvSpec:
     return specs[env_id]
 
 
-def make(env_id: str, *, max_episode_steps: int | None = None, **kwargs: Any) -> gymnasium.Env:
+def make(env_id: str, *, max_episode_steps: int | None = None, indexed_actions: bool = False,
+         **kwargs: Any) -> gymnasium.Env:
     """Build a registered env: ``envs.make("textworld/cooking-v0", split="test")``.
 
     ``kwargs`` override the registered defaults; ``max_episode_steps`` overrides
-    the registered time limit (0 disables it).
+    the registered time limit (0 disables it); ``indexed_actions`` numbers the
+    admissible actions (:class:`envs.wrappers.IndexedActions`).
     """
-    from steprl.envs.wrappers import TimeLimit
+    from steprl.envs.wrappers import IndexedActions, TimeLimit
 
     env_spec = spec(env_id)
     env = env_spec.load()(**{**env_spec.kwargs, **kwargs})
@@ -152,6 +154,8 @@ def make(env_id: str, *, max_episode_steps: int | None = None, **kwargs: Any) ->
     limit = env_spec.max_episode_steps if max_episode_steps is None else max_episode_steps
     if limit:
         env = TimeLimit(env, limit)
+    if indexed_actions:
+        env = IndexedActions(env)
     return env
 
 

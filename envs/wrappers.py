@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-
+import re
 from typing import Any
 
 import gymnasium
 
-__all__ = ["TimeLimit", "ActionHistory"]
+__all__ = ["TimeLimit", "ActionHistory", "IndexedActions", "indexed_action_text"]
 
 
 class TimeLimit(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
@@ -65,3 +65,64 @@ class ActionHistory(gymnasium.Wrapper):
         self._last_obs = obs
         info["history"] = list(self._history)
         return obs, reward, terminated, truncated, info
+
+
+_NUMBER = re.compile(r"\s*(\d+)(?::|\s|$)")
+
+
+def indexed_action_text(action: str, admissible: list[str] | None) -> str:
+    """The action a numbered reply stands for, given :class:`IndexedActions`' labeled list (``"N: action"``);
+    any other reply is returned as it is."""
+    if admissible and isinstance(action, str):
+        match = _NUMBER.match(action)
+        if match and 1 <= int(match.group(1)) <= len(admissible):
+            label = admissible[int(match.group(1)) - 1]
+            prefix = f"{int(match.group(1))}: "
+            if label.startswith(prefix):  # only IndexedActions' labels: "3 apples" in a plain list stays as it is
+                return label[len(prefix):]
+    return action
+
+
+class IndexedActions(gymnasium.Wrapper):
+    """Number the admissible actions and accept ``"N"`` for the N-th one; other text passes through.
+
+    For small models that cannot copy long identifiers (a shop's product ids, ALFWorld's
+    ``go to countertop 2``): ``info["admissible_actions"]`` becomes ``["1: click[Back to Search]",
+    "2: click[B0FAM35Z75]", …]``, a reply whose first word is a number in range runs that action,
+    and any other reply (a free-text ``search[...]``) reaches the env unchanged. The expert's action
+    (``info["expert_action"]``) is given as its number when it is admissible, so SFT teaches numbers.
+    ``info["action_text"]`` is the action the env ran, for histories. Made by
+    ``envs.make(..., indexed_actions=True)``, or ``env.kwargs: {indexed_actions: true}`` in a run config.
+    """
+
+    def __init__(self, env: gymnasium.Env):
+        super().__init__(env)
+        self._actions: list[str] = []
+
+    def _label(self, info: dict) -> dict:
+        actions = info.get("admissible_actions")
+        self._actions = list(actions) if actions else []
+        if actions:
+            info["admissible_actions"] = [f"{i}: {a}" for i, a in enumerate(self._actions, 1)]
+            expert = info.get("expert_action")
+            if expert is not None and expert in self._actions:
+                info["expert_action"] = str(self._actions.index(expert) + 1)
+        return info
+
+    def action_text(self, action: str) -> str:
+        """The env action a reply stands for: the N-th admissible action for ``"N"`` (or ``"N: …"``), else the reply."""
+        if isinstance(action, str):
+            match = _NUMBER.match(action)
+            if match and 1 <= int(match.group(1)) <= len(self._actions):
+                return self._actions[int(match.group(1)) - 1]
+        return action
+
+    def reset(self, **kwargs: Any):
+        obs, info = self.env.reset(**kwargs)
+        return obs, self._label(info)
+
+    def step(self, action: Any):
+        text = self.action_text(action)
+        obs, reward, terminated, truncated, info = self.env.step(text)
+        info["action_text"] = text
+        return obs, reward, terminated, truncated, self._label(info)

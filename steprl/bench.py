@@ -263,12 +263,15 @@ def import_modules(names: Sequence[str]) -> None:
             raise ConfigError(f"imports: cannot import {name!r} ({exc})") from None
 
 
-def plan_suite(suite: Suite, out: str | Path = "runs/bench", *, jobs: int = 1) -> list[PlannedRun]:
+def plan_suite(suite: Suite, out: str | Path = "runs/bench", *, jobs: int = 1,
+               threads: int | None = None) -> list[PlannedRun]:
     """Every run of the suite with its resolved, validated config (no work done).
 
     Each config is the base config + the suite's overrides + the budget + the row's
     overrides + what the harness sets (seed, directory, start model); a bad one
-    raises :class:`ConfigError` naming the run and the field.
+    raises :class:`ConfigError` naming the run and the field. ``threads`` sets each run's torch
+    threads (default: 1 when ``jobs`` > 1, else torch's own choice); it is bookkeeping, not part of
+    the config hash.
     """
     from steprl.trainer.run_config import RunConfig
 
@@ -280,7 +283,7 @@ def plan_suite(suite: Suite, out: str | Path = "runs/bench", *, jobs: int = 1) -
     b = suite.budget
     budget = [f"run.iterations={b.iterations}", f"run.tasks_per_iteration={b.tasks_per_iteration}",
               f"run.group_size={b.group_size}"]
-    bookkeeping = ["run.progress=false", "run.overwrite=true", *(["run.torch_threads=1"] if jobs > 1 else [])]
+    bookkeeping = ["run.progress=false", "run.overwrite=true", *([f"run.torch_threads={threads or 1}"] if (threads or jobs > 1) else [])]
     try:
         base = load_config(base_path, list(suite.overrides), RunConfig)
     except ConfigError as exc:
@@ -416,7 +419,7 @@ def git_commit(cwd: str | Path = ".") -> str:
 
 
 def run_suite(suite: Suite, runs: Sequence[PlannedRun], *, jobs: int = 1, say: Callable[[str], None] = print,
-              poll_s: float = 0.5) -> dict[str, str]:
+              poll_s: float = 0.5, threads: int | None = None) -> dict[str, str]:
     """Run what is not finished, ``jobs`` at a time, each in its own subprocess; returns ``{run id: outcome}``.
 
     Outcomes: ``reused``, ``done``, ``failed`` (its log's tail is printed) or ``skipped`` (a run it needs
@@ -437,8 +440,9 @@ def run_suite(suite: Suite, runs: Sequence[PlannedRun], *, jobs: int = 1, say: C
     counter = iter(range(total - len(pending) + 1, total + 1))
     running: dict[str, tuple[PlannedRun, subprocess.Popen, float, int, Any]] = {}
     env = {**os.environ, "TQDM_DISABLE": "1"}  # no progress bars in the runs' logs
-    if jobs > 1:
-        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if threads or jobs > 1:
+        n = str(threads or 1)
+        env.update(OMP_NUM_THREADS=n, MKL_NUM_THREADS=n)
     try:
         while pending or running:
             for run in list(pending):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from steprl.envs.wrappers import indexed_action_text
+
 __all__ = ["ExpertStep", "collect_expert_steps", "format_action"]
 
 
@@ -54,7 +56,7 @@ class _RecordingExpert:
                                     tools=info.get("tools"))
         response = self.tokenizer.encode(format_action(action, self.builder.response_format), add_special_tokens=False)
         self.steps.append(ExpertStep(list(prompt.token_ids), list(response) + [self.stop]))
-        self.history.append((obs, action))
+        self.history.append((obs, indexed_action_text(action, info.get("admissible_actions"))))
         return action
 
 

@@ -1,4 +1,4 @@
-"""``steprl bench SUITE.yaml [--jobs N] [--seeds S ...] [--methods M ...] [--dry-run]``: a suite's Table 1.
+"""``steprl bench SUITE.yaml [--jobs N] [--threads T] [--seeds S ...] [--methods M ...] [--dry-run]``: a suite's Table 1.
 
 Runs the suite's SFT start, SFT plateau and methods per seed (``steprl.bench``), each in its
 own subprocess, reusing finished runs and resuming interrupted ones, then writes
@@ -16,6 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("suite", help="suite YAML, e.g. benchmarks/suites/coin_collector.yaml")
     p.add_argument("--jobs", type=int, default=1,
                    help="runs side by side, each in its own process with one torch thread when > 1 (default 1)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per run (default: 1 when --jobs > 1, else torch's choice); "
+                        "use 1 to leave the other core free")
     p.add_argument("--seeds", type=int, nargs="+", help="only these seeds (default: the suite's)")
     p.add_argument("--methods", nargs="+", metavar="ROW",
                    help="only these rows: method names, sft_start, sft_plateau (a method's SFT start comes along)")
@@ -31,15 +34,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise UserError(f"--jobs {args.jobs}: give 1 or more")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads {args.threads}: give 1 or more")
     suite = bench.load_suite(args.suite)
-    runs = bench.plan_suite(suite, args.out, jobs=args.jobs)
+    runs = bench.plan_suite(suite, args.out, jobs=args.jobs, threads=args.threads)
     selected = select(runs, suite, args.seeds, args.methods)
     if args.dry_run:
         print(bench.describe_plan(suite, selected))
         return 0
     print(f"steprl bench {args.suite}: {len(selected)} of {len(runs)} runs, {args.jobs} at a time "
           f"→ {Path(args.out) / suite.name}")
-    outcome = bench.run_suite(suite, selected, jobs=args.jobs, say=lambda line: print(line, flush=True))
+    outcome = bench.run_suite(suite, selected, jobs=args.jobs, threads=args.threads, say=lambda line: print(line, flush=True))
     table = bench.build_table(suite, runs, suite_path=args.suite)
     json_path, md_path = bench.write_table(table, args.results)
     print("\n" + bench.table_markdown(table))

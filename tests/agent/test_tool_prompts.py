@@ -54,3 +54,32 @@ def test_budget_counts_the_tools(tokenizer):
     assert lengths[0] > without  # the tool listing costs tokens
     prompt = PromptBuilder(tokenizer, history_k=4, max_prompt_tokens=lengths[2]).build("t", obs, history, tools=info["tools"])
     assert prompt.history_cut == 2 and len(prompt.token_ids) == lengths[2]
+
+
+def test_compact_and_none_tool_listings(tokenizer):
+    env = envs.make("tools/apps-v0", split="test", num_tasks=1)
+    obs, info = env.reset(seed=0, options={"task": 0})
+    tool_tokenizer = copy.deepcopy(tokenizer)
+    tool_tokenizer.chat_template = TOOL_TEMPLATE  # compact and none bypass even a template that renders tools
+    lengths = {}
+    for mode in ("full", "compact", "none"):
+        prompt = PromptBuilder(tool_tokenizer, max_prompt_tokens=100_000, tool_schemas=mode).build(
+            info["task"], obs, tools=info["tools"])
+        lengths[mode] = len(prompt.token_ids)
+        assert prompt.text.rstrip().endswith(TOOL_INSTRUCTION + "<|im_end|>\n<|im_start|>assistant")
+        if mode == "compact":
+            assert "<tools>" not in prompt.text and '{"type": "function"' not in prompt.text
+            lines = [line for line in prompt.text.splitlines() if line.startswith("calendar_reschedule_event(")]
+            assert lines == ["calendar_reschedule_event(event_id, date, start_time): "
+                             + next(t["function"]["description"] for t in info["tools"]
+                                    if t["function"]["name"] == "calendar_reschedule_event").split("\n")[0]]
+        if mode == "none":
+            assert "calendar_reschedule_event" not in prompt.text
+    assert lengths["none"] < lengths["compact"] < lengths["full"] / 3
+
+
+def test_bad_tool_schemas_fails_naming_it(tokenizer):
+    import pytest
+
+    with pytest.raises(ValueError, match="tool_schemas='short'"):
+        PromptBuilder(tokenizer, tool_schemas="short")
