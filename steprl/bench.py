@@ -39,8 +39,10 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -443,6 +445,7 @@ def run_suite(suite: Suite, runs: Sequence[PlannedRun], *, jobs: int = 1, say: C
     if threads or jobs > 1:
         n = str(threads or 1)
         env.update(OMP_NUM_THREADS=n, MKL_NUM_THREADS=n)
+    previous = _interrupt_on_sigterm()  # `kill` of the harness ends its runs too (they resume next time)
     try:
         while pending or running:
             for run in list(pending):
@@ -485,7 +488,21 @@ def run_suite(suite: Suite, runs: Sequence[PlannedRun], *, jobs: int = 1, say: C
         for run, proc, *_ in running.values():
             proc.wait()
         raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return outcome
+
+
+def _interrupt_on_sigterm():
+    """Make SIGTERM raise KeyboardInterrupt (main thread only); returns the handler it replaced, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _launch(run: PlannedRun, suite: Suite, commit: str, env: dict) -> tuple[subprocess.Popen, Any]:

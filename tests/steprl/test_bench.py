@@ -272,3 +272,40 @@ def test_a_changed_method_is_planned_afresh_and_the_rest_reused(toy_bench, capsy
     out = capsys.readouterr().out
     assert "seed0/grpo               [stale]" in out
     assert out.count("[finished]") == 3
+
+
+@pytest.mark.slow
+def test_sigterm_of_the_harness_ends_its_runs(tmp_path):
+    """`kill` of `steprl bench` (as a session's end does) terminates the run it started, not only itself."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    path = write_suite(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "steprl", "bench", str(path), "--out", str(tmp_path / "runs"),
+                             "--results", str(tmp_path / "results")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=Path(__file__).resolve().parents[2])
+    job = tmp_path / "runs" / "toy" / "seed0" / "sft_start" / "job.json"
+    deadline = time.time() + 120
+    while not job.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert job.exists(), proc.communicate()[0]
+
+    def runs_alive() -> list[int]:
+        alive = []
+        for pid in os.listdir("/proc"):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except (OSError, ValueError):
+                continue
+            if str(job).encode() in cmdline:
+                alive.append(int(pid))
+        return alive
+
+    assert runs_alive()  # the run's process is up
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    time.sleep(1.0)  # the toy run alone takes over 10 s more: an orphan would still be alive
+    assert runs_alive() == []
