@@ -70,6 +70,12 @@ class StepRow:
             the row is made, so credit groups integers instead of hashing text.
         next_anchor_key: :func:`anchor_key` of the state the action led to (the next row's
             ``anchor_key``; on the last row, the final state's); -1 when the env crashed.
+        entropy: mean token entropy of the response's sampling distribution, as the engine
+            recorded it (``Completion.entropy``; EMPG's step uncertainty); None when it did not.
+        credit: the credit the row was trained with, which the trainer sets on the episodes it
+            saves: ``{"estimator": name, "advantage": A, "kept": bool, "details": {name: value}}``
+            (the advantage exactly as the update used it; the estimator's per-step quantities,
+            ``credit.details``, None where one does not apply); None when not recorded.
     """
 
     traj_id: int
@@ -95,6 +101,8 @@ class StepRow:
     obs_cut: int = 0
     anchor_key: int = -1
     next_anchor_key: int = -1
+    entropy: float | None = None
+    credit: dict | None = None
 
     def __post_init__(self) -> None:
         if self.anchor_key < 0:
@@ -110,6 +118,7 @@ def anchor_key(anchor: str) -> int:
 _EPISODE_FIELDS = ("traj_id", "group_id", "task_id", "success")
 _ROW_FIELDS = tuple(f.name for f in dataclasses.fields(StepRow))
 _STEP_FIELDS = tuple(name for name in _ROW_FIELDS if name not in _EPISODE_FIELDS)
+_OMITTED_WHEN_NONE = ("credit",)  # optional step fields left out of the JSONL when unset (older files lack them)
 
 
 @dataclass(frozen=True)
@@ -199,14 +208,20 @@ class TrajectoryBatch:
 
     # -- JSONL ----------------------------------------------------------------
     def save_jsonl(self, path: str | Path) -> Path:
-        """Write one episode per line: ``{traj_id, group_id, task_id, success, steps: [...]}``."""
+        """Write one episode per line: ``{traj_id, group_id, task_id, success, steps: [...]}``.
+
+        A step's ``credit`` (the advantage it was trained with and the estimator's per-step
+        quantities, see :class:`StepRow`) is written when set and left out otherwise.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as f:
             for episode in self.episodes():
                 first = dataclasses.asdict(episode[0])
                 record = {name: first[name] for name in _EPISODE_FIELDS}
-                record["steps"] = [{name: getattr(row, name) for name in _STEP_FIELDS} for row in episode]
+                record["steps"] = [{name: value for name in _STEP_FIELDS
+                                    if (value := getattr(row, name)) is not None or name not in _OMITTED_WHEN_NONE}
+                                   for row in episode]
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
             for failed in self.failed_starts:  # no steps; the record says why
                 f.write(json.dumps({"traj_id": failed.traj_id, "group_id": failed.group_id, "task_id": "",
@@ -216,7 +231,7 @@ class TrajectoryBatch:
 
     @classmethod
     def load_jsonl(cls, path: str | Path) -> "TrajectoryBatch":
-        """Read a file written by :meth:`save_jsonl`; rows come back equal."""
+        """Read a file written by :meth:`save_jsonl`; rows come back equal (files without ``credit`` load too)."""
         rows: list[StepRow] = []
         failed_starts: list[FailedStart] = []
         with Path(path).open(encoding="utf-8") as f:
@@ -408,9 +423,10 @@ def rollout(
                         env_error=env_error,
                         obs_cut=prompt.obs_cut,
                         anchor_key=ep.anchor_key,
+                        entropy=getattr(sample, "entropy", None),
                     )
                 )
-                ep.history.append((ep.observation, result.action))
+                ep.history.append((ep.observation, info.get("action_text", result.action)))
                 ep.observation = observations[i] if observations[i] is not None else ""
                 task_id = ep.info.get("task_id")
                 ep.info = {**info, "task": info.get("task") or ep.info.get("task"), "task_id": task_id}

@@ -57,6 +57,9 @@ class StepBatch:
             row where unknown (an env error). Needed by estimators on the state graph.
         success: the row's episode succeeded (bool per row, the same on every row of
             a trajectory).
+        entropy: the step's mean token entropy at sampling time (nats, ≥ 0), as the agent's
+            engines record it (``StepRow.entropy``); NaN (or None) per row where unknown.
+            Read by the EMPG modifier (`credit.empg`).
 
     Layout attributes (read-only numpy arrays), for estimators:
         group_code, traj_code: per row, 0..n_groups-1 / 0..n_trajectories-1.
@@ -71,11 +74,11 @@ class StepBatch:
     """
 
     def __init__(self, group_id, traj_id, step, reward, anchor, valid=None, progress=None, value=None,
-                 next_anchor=None, success=None):
+                 next_anchor=None, success=None, entropy=None):
         n = _length("group_id", group_id)
         for name, field in (("traj_id", traj_id), ("step", step), ("reward", reward), ("anchor", anchor),
                             ("valid", valid), ("progress", progress), ("value", value),
-                            ("next_anchor", next_anchor), ("success", success)):
+                            ("next_anchor", next_anchor), ("success", success), ("entropy", entropy)):
             if field is not None and _length(name, field) != n:
                 raise ValueError(f"StepBatch: field {name!r} has {_length(name, field)} entries but 'group_id' has "
                                  f"{n}; every field needs exactly one entry per step row")
@@ -85,6 +88,7 @@ class StepBatch:
         self.next_anchor = None if next_anchor is None else tuple(next_anchor) if not isinstance(
             next_anchor, np.ndarray) else _as_keys(next_anchor)
         self.success = None if success is None else _read_only(_as_bool_array("success", success))
+        self.entropy = None if entropy is None else _read_only(_as_entropy_array(entropy))
         self.step = _read_only(_as_int_array("step", step))
         # The fields the layout does not read are converted and checked beside it (a background
         # thread on big batches); their errors still come before the layout's.
@@ -105,9 +109,11 @@ class StepBatch:
         step was made, so credit does no string work); ``text_anchors=True`` passes the
         anchor texts instead (an estimator whose spec asks for them: GiGPO's similarity mode).
         ``next_anchor`` is the rows' ``next_anchor_key`` (integer hashes, None where the env
-        crashed), ``success`` the episode's outcome.
+        crashed), ``success`` the episode's outcome, ``entropy`` the step's mean token entropy
+        at sampling time (NaN where a row has none; the field is None when no row has one).
         The rows are read by attribute; credit does not import the agent.
         """
+        entropy = [getattr(r, "entropy", None) for r in rows]
         return cls(
             group_id=np.array([r.group_id for r in rows], dtype=np.int64),
             traj_id=np.array([r.traj_id for r in rows], dtype=np.int64),
@@ -117,6 +123,7 @@ class StepBatch:
             valid=np.array([r.format_ok and r.valid_action for r in rows], dtype=bool),
             next_anchor=[key if (key := getattr(r, "next_anchor_key", -1)) >= 0 else None for r in rows],
             success=np.array([r.success for r in rows], dtype=bool),
+            entropy=None if all(h is None for h in entropy) else entropy,
         )
 
     def __len__(self) -> int:
@@ -130,7 +137,7 @@ class StepBatch:
     def replace(self, **fields) -> StepBatch:
         """A new, validated batch with some fields replaced, e.g. `batch.replace(reward=r)`."""
         names = ("group_id", "traj_id", "step", "reward", "anchor", "valid", "progress", "value", "next_anchor",
-                 "success")
+                 "success", "entropy")
         unknown = sorted(set(fields) - set(names))
         if unknown:
             raise TypeError(f"StepBatch.replace: unknown field {unknown[0]!r}; fields are {', '.join(names)}")
@@ -686,6 +693,25 @@ def _as_float_array(name: str, field) -> np.ndarray:
     if np.any(bad):
         row = int(np.flatnonzero(bad)[0])
         raise ValueError(f"StepBatch: field {name!r} has non-finite value {array[row]} at row {row}")
+    return array
+
+
+def _as_entropy_array(field) -> np.ndarray:
+    """Entropies as float64, None → NaN (unknown); a negative or infinite value is an error."""
+    if not isinstance(field, np.ndarray) or field.dtype == object:
+        field = [np.nan if value is None else value for value in field]
+    try:
+        array = np.array(field, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"StepBatch: field 'entropy' must hold numbers or None, "
+                        f"got {_first_non_number(field)!r}") from None
+    if array.ndim != 1:
+        raise ValueError(f"StepBatch: field 'entropy' must be one-dimensional, got shape {array.shape}")
+    bad = np.isinf(array) | (array < 0)
+    if np.any(bad):
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"StepBatch: field 'entropy' has value {array[row]} at row {row}; an entropy is a finite "
+                         "number >= 0 (NaN or None where unknown)")
     return array
 
 

@@ -18,7 +18,19 @@ from .batch import StepBatch, check_unit_interval, discounted_suffix_sum
 from .registry import register
 
 
-@register("gae", head="value")
+def details(batch: StepBatch, *, gamma: float = 1.0, lam: float = 0.95, last_value=None) -> dict[str, np.ndarray]:
+    """GAE's per-step quantities (``credit.details("gae", ...)``), row order; A = Σ_l (γλ)^l δ_{t+l}.
+
+        V       the critic's V(s_t)
+        V_next  V(s_{t+1}) (the bootstrap after the last step: 0, or ``last_value``)
+        delta   the TD error δ_t = r_t + γ·V_next − V
+        target  the value target Â_t + V(s_t)
+    """
+    next_value, td_error, advantage = _parts(batch, gamma, lam, last_value)
+    return {"V": np.asarray(batch.value), "V_next": next_value, "delta": td_error, "target": advantage + batch.value}
+
+
+@register("gae", head="value", details=details)
 def advantages(batch: StepBatch, *, gamma: float = 1.0, lam: float = 0.95, last_value=None) -> np.ndarray:
     """GAE advantage of each step row.
 
@@ -27,6 +39,11 @@ def advantages(batch: StepBatch, *, gamma: float = 1.0, lam: float = 0.95, last_
         lam: GAE λ (1 → Monte Carlo return minus V, 0 → one-step TD error).
         last_value: optional bootstrap V(s_T) per row; read on each trajectory's last row only.
     """
+    return _parts(batch, gamma, lam, last_value)[2]
+
+
+def _parts(batch: StepBatch, gamma: float, lam: float, last_value):
+    """(V(s_{t+1}), δ_t, Â_t), each one per row in row order."""
     check_unit_interval("gamma", gamma)
     check_unit_interval("lam", lam)
     if batch.value is None:
@@ -37,7 +54,7 @@ def advantages(batch: StepBatch, *, gamma: float = 1.0, lam: float = 0.95, last_
     bootstrap = np.zeros(len(batch)) if last_value is None else _bootstrap(last_value, len(batch))
     next_value = np.where(has_next, batch.canonical(batch.value)[next_position], bootstrap)
     td_error = batch.reward + gamma * next_value - batch.value  # δ_t
-    return batch.to_rows(discounted_suffix_sum(batch, batch.canonical(td_error), gamma * lam))
+    return next_value, td_error, batch.to_rows(discounted_suffix_sum(batch, batch.canonical(td_error), gamma * lam))
 
 
 def _bootstrap(last_value, n: int) -> np.ndarray:

@@ -32,7 +32,22 @@ def anchor_means(batch: StepBatch, row_values) -> np.ndarray:
     return (total / np.bincount(cell, minlength=n_cells))[cell]
 
 
-@register("gagpo")
+def details(batch: StepBatch, *, gamma: float = 0.95, lam: float = 0.95, normalize: str = "mean_std",
+            eps: float = 1e-6, invalid_penalty: float = 0.1) -> dict[str, np.ndarray]:
+    """GAGPO's per-step quantities (``credit.details("gagpo", ...)``), row order; A = gae normalized over the group.
+
+        R_t    discounted step return (after the invalid-action penalty)
+        V      V(s_t): the group's mean R_t over the rows with this anchor
+        delta  δ_t = r_t + γ·V(s_{t+1}) − V(s_t)
+        gae    Â_t = Σ_l (γλ)^l δ_{t+l}, before the group normalization
+    """
+    if len(batch) == 0:
+        return {key: np.zeros(0) for key in ("R_t", "V", "delta", "gae")}
+    step_return, value, td_error, advantage = _parts(batch, gamma, lam, eps, invalid_penalty)
+    return {"R_t": step_return, "V": value, "delta": td_error, "gae": advantage}
+
+
+@register("gagpo", details=details)
 def advantages(batch: StepBatch, *, gamma: float = 0.95, lam: float = 0.95, normalize: str = "mean_std",
                eps: float = 1e-6, invalid_penalty: float = 0.1) -> np.ndarray:
     """GAGPO advantage of each step row (module docstring, steps 1-5).
@@ -49,11 +64,20 @@ def advantages(batch: StepBatch, *, gamma: float = 0.95, lam: float = 0.95, norm
     check_positive("eps", eps)
     if len(batch) == 0:
         return np.zeros(0)
+    advantage = _parts(batch, gamma, lam, eps, invalid_penalty)[3]
+    return normalize_in_groups(advantage, batch.group_code, batch.n_groups, normalize, eps)
+
+
+def _parts(batch: StepBatch, gamma: float, lam: float, eps: float, invalid_penalty: float):
+    """(R_t, V(s_t), δ_t, Â_t before normalization), row order (steps 1-4)."""
+    check_unit_interval("gamma", gamma)
+    check_unit_interval("lam", lam)
+    check_positive("eps", eps)
     reward = penalized_reward(batch, invalid_penalty)
     step_return = batch.to_rows(np.asarray(_returns(batch, reward, gamma)))
     value = anchor_means(batch, step_return)
-    advantage = gae.advantages(batch.replace(reward=reward, value=value), gamma=gamma, lam=lam)
-    return normalize_in_groups(advantage, batch.group_code, batch.n_groups, normalize, eps)
+    _, td_error, advantage = gae._parts(batch.replace(reward=reward, value=value), gamma, lam, None)
+    return step_return, value, td_error, advantage
 
 
 def _returns(batch: StepBatch, reward, gamma: float) -> np.ndarray:

@@ -103,7 +103,27 @@ def diagnostics(batch: StepBatch, advantages, *, gamma: float = 0.95, step_weigh
     return metrics
 
 
-@register("gigpo", text_anchors=lambda params: params.get("similarity", False), diagnostics=diagnostics)
+def details(batch: StepBatch, *, gamma: float = 0.95, step_weight: float = 1.0, normalize: str = "mean_std",
+            eps: float = 1e-6, invalid_penalty: float = 0.1, similarity: bool = False,
+            similarity_threshold: float = 0.95) -> dict[str, np.ndarray]:
+    """GiGPO's per-step quantities (``credit.details("gigpo", ...)``), row order; A = A_E + ω·A_S.
+
+        R_tau            the trajectory's return R(τ), after the invalid-action penalty
+        A_E              episode-level advantage (Eq. 3)
+        R_t              discounted step return (Eq. 5)
+        A_S              step-level advantage within the anchor-state group (Eq. 7; 0 when alone)
+        step_group_size  rows of the group that share the row's anchor state (Eq. 6)
+    """
+    check_finite("step_weight", step_weight)
+    parts: dict = {}
+    episode_advantage, step_advantage = _levels(batch, gamma, normalize, eps, invalid_penalty, similarity,
+                                                similarity_threshold, None, parts)
+    return {"R_tau": parts["R_tau"], "A_E": episode_advantage, "R_t": parts["R_t"], "A_S": step_advantage,
+            "step_group_size": parts["step_group_size"]}
+
+
+@register("gigpo", text_anchors=lambda params: params.get("similarity", False), diagnostics=diagnostics,
+          details=details)
 def advantages(batch: StepBatch, *, gamma: float = 0.95, step_weight: float = 1.0, normalize: str = "mean_std",
                eps: float = 1e-6, invalid_penalty: float = 0.1, similarity: bool = False,
                similarity_threshold: float = 0.95) -> np.ndarray:
@@ -130,8 +150,12 @@ def advantage_levels(batch: StepBatch, *, gamma: float = 0.95, normalize: str = 
 
 
 def _levels(batch: StepBatch, gamma: float, normalize: str, eps: float, invalid_penalty: float, similarity: bool,
-            similarity_threshold: float, step_weight: float | None):
-    """Both levels; `step_weight` given: A^E + ω·A^S (Eq. 8) in one array, else the pair (A^E, A^S)."""
+            similarity_threshold: float, step_weight: float | None, parts: dict | None = None):
+    """Both levels; `step_weight` given: A^E + ω·A^S (Eq. 8) in one array, else the pair (A^E, A^S).
+
+    `parts` (a dict, with `step_weight=None`) receives the intermediates of `details`, row order:
+    ``R_tau``, ``R_t`` and ``step_group_size``.
+    """
     check_unit_interval("gamma", gamma)
     check_positive("eps", eps)
     check_finite("invalid_penalty", invalid_penalty)
@@ -162,6 +186,12 @@ def _levels(batch: StepBatch, gamma: float, normalize: str, eps: float, invalid_
         step_advantage = np.zeros(len(batch))
         if shared_advantage is not None:
             step_advantage[groups.rows] = shared_advantage
+        if parts is not None:
+            step_group_size = np.ones(len(batch), dtype=np.int64)
+            if shared_advantage is not None:
+                step_group_size[groups.rows] = groups.size[groups.code]
+            parts.update(R_tau=episode_return[batch.traj_code], R_t=batch.to_rows(step_return),
+                         step_group_size=step_group_size)
         return episode_advantage, step_advantage
     if shared_advantage is not None:  # Eq. 8; rows outside shared step groups keep A^E (+ ω·0)
         episode_advantage[groups.rows] += shared_advantage if step_weight == 1 else step_weight * shared_advantage

@@ -58,7 +58,27 @@ def diagnostics(batch: StepBatch, advantages, **params) -> dict[str, float]:
             "credit/graph_distance_mean": float(distance[reachable].mean()) if reachable.any() else 0.0}
 
 
-@register("graphgpo", needs=("next_anchor", "success"), diagnostics=diagnostics)
+def details(batch: StepBatch, *, gamma: float = 0.1, step_advantage_w: float = 1.0, episode_advantage_w: float = 1.0,
+            mode: str = "mean_std_norm", normalize_distance: bool = False, epsilon: float = 1e-6,
+            invalid_penalty: float = 0.1) -> dict[str, np.ndarray]:
+    """GraphGPO's per-step quantities (``credit.details("graphgpo", ...)``), row order;
+    A = step_advantage_w·A_S + episode_advantage_w·A_E.
+
+        d_next    d(next state): fewest edges from the state the step led to to success
+                  (the group's largest finite distance + 1 where it cannot reach it)
+        reaches   1 where the next state reaches success, else 0
+        d         d(anchor), the distance of the state the step acted in
+        R_step    the step return 10·γ^{d_next} (``normalize_distance``: 10·γ^{d_next − d + 1})
+        A_S       R_step normalized in GiGPO's step group (0 when alone), before its weight
+        A_E       the episode advantage, before its weight (0 when ``episode_advantage_w=0``)
+    """
+    parts: dict = {}
+    _compute(batch, gamma, step_advantage_w, episode_advantage_w, mode, normalize_distance, epsilon, invalid_penalty,
+             parts)
+    return parts
+
+
+@register("graphgpo", needs=("next_anchor", "success"), diagnostics=diagnostics, details=details)
 def advantages(batch: StepBatch, *, gamma: float = 0.1, step_advantage_w: float = 1.0,
                episode_advantage_w: float = 1.0, mode: str = "mean_std_norm", normalize_distance: bool = False,
                epsilon: float = 1e-6, invalid_penalty: float = 0.1) -> np.ndarray:
@@ -73,6 +93,13 @@ def advantages(batch: StepBatch, *, gamma: float = 0.1, step_advantage_w: float 
         epsilon: ε of the std division.
         invalid_penalty: λ off r_t of invalid actions, in the episode return.
     """
+    return _compute(batch, gamma, step_advantage_w, episode_advantage_w, mode, normalize_distance, epsilon,
+                    invalid_penalty)
+
+
+def _compute(batch: StepBatch, gamma: float, step_advantage_w: float, episode_advantage_w: float, mode: str,
+             normalize_distance: bool, epsilon: float, invalid_penalty: float, parts: dict | None = None) -> np.ndarray:
+    """The advantages; `parts` (a dict) receives the per-step quantities of :func:`details` too."""
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is not one of {sorted(MODES)}")
     check_unit_interval("gamma", gamma)
@@ -82,18 +109,26 @@ def advantages(batch: StepBatch, *, gamma: float = 0.1, step_advantage_w: float 
         check_finite(name, value)
     n = len(batch)
     if n == 0:
+        if parts is not None:
+            parts.update({key: np.zeros(0) for key in ("d_next", "reaches", "d", "R_step", "A_S", "A_E")})
         return np.zeros(0)
     normalize = MODES[mode]
-    next_distance, _ = next_state_distances(batch)
+    next_distance, reaches = next_state_distances(batch)
     exponent = next_distance - anchor_distances(batch) + 1 if normalize_distance else next_distance
     step_return = batch.canonical(SCALE * np.power(float(gamma), exponent))
     code, n_codes = factorize_pairs(batch.canonical(batch.group_code), batch.n_groups,
                                     batch.canonical(_anchor_keys(batch)))  # GiGPO's step groups
-    advantage = step_advantage_w * normalize_in_groups(step_return, code, n_codes, normalize, epsilon,
-                                                       singleton_rule="zero")
+    step_advantage = normalize_in_groups(step_return, code, n_codes, normalize, epsilon, singleton_rule="zero")
+    advantage = step_advantage_w * step_advantage
+    episode_advantage = None
     if episode_advantage_w != 0:
         reward = batch.canonical(penalized_reward(batch, invalid_penalty))
-        advantage = advantage + episode_advantage_w * episode_advantage_over_rows(batch, reward, normalize, epsilon)
+        episode_advantage = episode_advantage_over_rows(batch, reward, normalize, epsilon)
+        advantage = advantage + episode_advantage_w * episode_advantage
+    if parts is not None:
+        parts.update(d_next=next_distance, reaches=reaches, d=anchor_distances(batch),
+                     R_step=batch.to_rows(step_return), A_S=batch.to_rows(step_advantage),
+                     A_E=np.zeros(n) if episode_advantage is None else batch.to_rows(episode_advantage))
     return batch.to_rows(advantage)
 
 

@@ -57,7 +57,24 @@ def diagnostics(batch: StepBatch, advantages, *, history_length: int = 2, **para
             for k, size in enumerate(sizes, start=1)}
 
 
-@register("hgpo", diagnostics=diagnostics)
+def details(batch: StepBatch, *, history_length: int = 2, gamma: float = 0.95, mode: str = "mean_std_norm",
+            length_weight_alpha: float = 1.0, base_group: bool = False, epsilon: float = 1e-6,
+            invalid_penalty: float = 0.1) -> dict[str, np.ndarray]:
+    """HGPO's per-step quantities (``credit.details("hgpo", ...)``), row order.
+
+        R_t             discounted step return (after the invalid-action penalty)
+        level0          ``base_group=True`` only: the episode advantage (weight 1)
+        level{k}        a_k, the row's value at level k = 1..H+1 (0 in a cluster of one row;
+                        NaN where the row has no level k: step t < k−1)
+        level{k}_size   rows in the row's level-k cluster (NaN where it has no level k)
+        levels_counted  how many levels had a non-zero value; A is their (k+1)^α-weighted mean
+    """
+    parts: dict = {}
+    _compute(batch, history_length, gamma, mode, length_weight_alpha, base_group, epsilon, invalid_penalty, parts)
+    return parts
+
+
+@register("hgpo", diagnostics=diagnostics, details=details)
 def advantages(batch: StepBatch, *, history_length: int = 2, gamma: float = 0.95, mode: str = "mean_std_norm",
                length_weight_alpha: float = 1.0, base_group: bool = False, epsilon: float = 1e-6,
                invalid_penalty: float = 0.1) -> np.ndarray:
@@ -72,6 +89,12 @@ def advantages(batch: StepBatch, *, history_length: int = 2, gamma: float = 0.95
         epsilon: ε of the std division and of the weight normalization.
         invalid_penalty: λ subtracted from the reward of rows with valid=False.
     """
+    return _compute(batch, history_length, gamma, mode, length_weight_alpha, base_group, epsilon, invalid_penalty)
+
+
+def _compute(batch: StepBatch, history_length: int, gamma: float, mode: str, length_weight_alpha: float,
+             base_group: bool, epsilon: float, invalid_penalty: float, _parts: dict | None = None) -> np.ndarray:
+    """The advantages; `_parts` (a dict) receives the per-step quantities of :func:`details` too."""
     if not isinstance(history_length, (int, np.integer)) or history_length < 0:
         raise ValueError(f"history_length={history_length!r} must be an int >= 0")
     if mode not in MODES:
@@ -82,21 +105,43 @@ def advantages(batch: StepBatch, *, history_length: int = 2, gamma: float = 0.95
     check_finite("invalid_penalty", invalid_penalty)
     n = len(batch)
     if n == 0:
+        if _parts is not None:
+            _parts.update({"R_t": np.zeros(0), **({"level0": np.zeros(0)} if base_group else {}),
+                           **{f"level{k}{suffix}": np.zeros(0) for k in range(1, history_length + 2)
+                              for suffix in ("", "_size")}, "levels_counted": np.zeros(0, dtype=np.int64)})
         return np.zeros(0)
     normalize = MODES[mode]
     reward = batch.canonical(penalized_reward(batch, invalid_penalty))  # canonical order from here on
     step_return = discounted_suffix_sum(batch, reward, gamma)
     numerator, weights = np.zeros(n), np.zeros(n)
+    if _parts is not None:
+        _parts["R_t"] = batch.to_rows(step_return)
+        counted = np.zeros(n, dtype=np.int64)
 
     if base_group:  # level 0: the episode advantage, statistics over the group's rows (one row: mean 0, std 1)
         value = episode_advantage_over_rows(batch, reward, normalize, epsilon)
         _accumulate(numerator, weights, np.arange(n), value, 1.0)
+        if _parts is not None:
+            _parts["level0"] = batch.to_rows(value)
+            counted += value != 0
 
+    reached = 0
     for k, rows, code, n_codes in _levels(batch, history_length):
         value = normalize_in_groups(step_return[rows], code, n_codes, normalize, epsilon, singleton_rule="zero",
                                     ddof=0)
         _accumulate(numerator, weights, rows, value, float(k + 1) ** length_weight_alpha)
+        if _parts is not None:
+            reached = k
+            level, size = np.full(n, np.nan), np.full(n, np.nan)
+            level[rows] = value
+            size[rows] = np.bincount(code, minlength=n_codes)[code]
+            _parts[f"level{k}"], _parts[f"level{k}_size"] = batch.to_rows(level), batch.to_rows(size)
+            counted[rows] += value != 0
     advantage = np.divide(numerator, weights + epsilon, out=np.zeros(n), where=weights > 0)
+    if _parts is not None:
+        for k in range(reached + 1, history_length + 2):  # levels no row reaches
+            _parts[f"level{k}"], _parts[f"level{k}_size"] = np.full(n, np.nan), np.full(n, np.nan)
+        _parts["levels_counted"] = batch.to_rows(counted)
     return batch.to_rows(advantage)
 
 

@@ -26,7 +26,7 @@ from .registry import register
 DROP_THRESHOLD = 0.01  # |A| below this carries no signal (the paper's value)
 
 
-@register("loop", drop_threshold=DROP_THRESHOLD)
+@register("loop", drop_threshold=DROP_THRESHOLD, details=rloo.details)
 def advantages(batch: StepBatch) -> np.ndarray:
     """LOOP advantage of each step row: the RLOO advantage of its trajectory."""
     return rloo.advantages(batch)

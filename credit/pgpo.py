@@ -24,7 +24,25 @@ from .gigpo import advantage_levels, penalized_reward
 from .registry import register
 
 
-@register("pgpo", needs=("success",))
+def details(batch: StepBatch, *, gamma: float = 0.95, alpha: float = 2.0, beta: float = 1.0,
+            normalize: str = "mean_std", eps: float = 1e-6, invalid_penalty: float = 0.1) -> dict[str, np.ndarray]:
+    """PGPO's per-step quantities (``credit.details("pgpo", ...)``), row order; A = A_S + shaping_weight·A_phi.
+
+        R_t             GiGPO's discounted step return (after the invalid-action penalty)
+        A_S             GiGPO's step advantage
+        phi             the potential Φ(s_t): the group's mean R_t from this anchor
+        delta           Φ(s_{t+1}) − Φ(s_t) (the final reward in place of Φ(s_{t+1}) on the last step)
+        A_phi           delta normalized in the step group (0 when alone)
+        p               the group's success rate
+        shaping_weight  β(1 − p)^α
+    """
+    if len(batch) == 0:
+        return {key: np.zeros(0) for key in ("R_t", "A_S", "phi", "delta", "A_phi", "p", "shaping_weight")}
+    parts = _parts(batch, gamma, alpha, beta, normalize, eps, invalid_penalty)
+    return {key: parts[key] for key in ("R_t", "A_S", "phi", "delta", "A_phi", "p", "shaping_weight")}
+
+
+@register("pgpo", needs=("success",), details=details)
 def advantages(batch: StepBatch, *, gamma: float = 0.95, alpha: float = 2.0, beta: float = 1.0,
                normalize: str = "mean_std", eps: float = 1e-6, invalid_penalty: float = 0.1) -> np.ndarray:
     """PGPO advantage of each step row (module docstring, steps 1-5).
@@ -36,10 +54,19 @@ def advantages(batch: StepBatch, *, gamma: float = 0.95, alpha: float = 2.0, bet
         eps: ε of the std divisions.
         invalid_penalty: λ off r_t of invalid actions.
     """
+    if len(batch) == 0:
+        check_finite("alpha", alpha)
+        check_finite("beta", beta)
+        return np.zeros(0)
+    parts = _parts(batch, gamma, alpha, beta, normalize, eps, invalid_penalty)
+    return parts["A_S"] + parts["shaping_weight"] * parts["A_phi"]
+
+
+def _parts(batch: StepBatch, gamma: float, alpha: float, beta: float, normalize: str, eps: float,
+           invalid_penalty: float) -> dict[str, np.ndarray]:
+    """Steps 1-4 and the weight of step 5, row order (a non-empty batch)."""
     check_finite("alpha", alpha)
     check_finite("beta", beta)
-    if len(batch) == 0:
-        return np.zeros(0)
     if batch.success is None:
         raise ValueError("pgpo needs each row's episode outcome (StepBatch(..., success=...); from_rows gives it)")
     _, step_advantage = advantage_levels(batch, gamma=gamma, normalize=normalize, eps=eps,
@@ -62,4 +89,6 @@ def advantages(batch: StepBatch, *, gamma: float = 0.95, alpha: float = 2.0, bet
     trajectory_success = np.zeros(batch.n_trajectories)
     trajectory_success[batch.traj_code] = batch.success
     p = np.bincount(batch.traj_group, weights=trajectory_success, minlength=batch.n_groups) / batch.group_size
-    return step_advantage + beta * (1.0 - p[batch.group_code]) ** alpha * shaping
+    success_rate = p[batch.group_code]
+    return {"R_t": step_return, "A_S": step_advantage, "phi": potential, "delta": delta, "A_phi": shaping,
+            "p": success_rate, "shaping_weight": beta * (1.0 - success_rate) ** alpha}

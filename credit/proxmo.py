@@ -31,11 +31,18 @@ the alphabetically first are kept (scikit-learn's unstable sort keeps some of th
 equal values in a group give exactly 0; float64 throughout. The invalid-action penalty is
 subtracted from r_t before R_t and R(τ) (steprl's GiGPO reading). The similarity merge of
 near-identical anchors in the hard modes (``enable_similarity``) is not implemented.
+
+Speed (``benchmarks/credit_speed.py --only proxmo``): the soft grouping works per (group,
+distinct text) cell, with numpy throughout: chunks of texts are tokenized at once (no regex,
+no Python loop per text), tokens become exact term ids through direct-mapped tables, and
+each group's similarities come from a dense block of the terms that two or more of its
+tokens share, in batched matrix products (``_soft_baseline``, ``_Chunk``, ``_Terms``).
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import re
 
 import numpy as np
@@ -55,10 +62,30 @@ from .gigpo import penalized_reward
 from .registry import register
 
 MODES = ("soft_grouping", "mean_norm", "mean_std_norm")
-TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern
+TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern (what _Terms.tokenize finds)
 
 
-@register("proxmo", text_anchors=lambda params: params.get("mode", "soft_grouping") == "soft_grouping")
+def details(batch: StepBatch, *, gamma: float = 0.95, step_advantage_w: float = 1.0, mode: str = "soft_grouping",
+            enable_psc: bool = True, psc_alpha: float = 4.0, psc_beta: float = 0.866, temperature: float = 0.1,
+            max_features: int = 1024, epsilon: float = 1e-6, invalid_penalty: float = 0.1) -> dict[str, np.ndarray]:
+    """ProxMO's per-step quantities (``credit.details("proxmo", ...)``), row order; A = A_E + step_advantage_w·A_S.
+
+        R_tau            the trajectory's return R(τ) (after the invalid-action penalty)
+        psc_scale        the polarized signal controller's factor on the episode advantage (1 when off)
+        A_E              the episode advantage, after that factor
+        R_t              discounted step return
+        baseline         ``soft_grouping``: the soft baseline b_i = Σ_j softmax_j(sim/τ)·R_t of j
+        step_group_size  the other modes: rows of the group with the same anchor
+        A_S              the step advantage (R_t − baseline; the other modes: normalized in the step group)
+    """
+    parts: dict = {}
+    _compute(batch, gamma, step_advantage_w, mode, enable_psc, psc_alpha, psc_beta, temperature, max_features,
+             epsilon, invalid_penalty, parts)
+    return parts
+
+
+@register("proxmo", text_anchors=lambda params: params.get("mode", "soft_grouping") == "soft_grouping",
+          details=details)
 def advantages(batch: StepBatch, *, gamma: float = 0.95, step_advantage_w: float = 1.0, mode: str = "soft_grouping",
                enable_psc: bool = True, psc_alpha: float = 4.0, psc_beta: float = 0.866, temperature: float = 0.1,
                max_features: int = 1024, epsilon: float = 1e-6, invalid_penalty: float = 0.1) -> np.ndarray:
@@ -74,6 +101,14 @@ def advantages(batch: StepBatch, *, gamma: float = 0.95, step_advantage_w: float
         epsilon: ε of the std division.
         invalid_penalty: λ off r_t of invalid actions.
     """
+    return _compute(batch, gamma, step_advantage_w, mode, enable_psc, psc_alpha, psc_beta, temperature, max_features,
+                    epsilon, invalid_penalty)
+
+
+def _compute(batch: StepBatch, gamma: float, step_advantage_w: float, mode: str, enable_psc: bool, psc_alpha: float,
+             psc_beta: float, temperature: float, max_features: int, epsilon: float, invalid_penalty: float,
+             parts: dict | None = None) -> np.ndarray:
+    """The advantages; `parts` (a dict) receives the per-step quantities of :func:`details` too."""
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is not one of {list(MODES)}")
     check_unit_interval("gamma", gamma)
@@ -85,7 +120,10 @@ def advantages(batch: StepBatch, *, gamma: float = 0.95, step_advantage_w: float
     if not isinstance(max_features, (int, np.integer)) or max_features < 1:
         raise ValueError(f"max_features={max_features!r} must be an int >= 1")
     n = len(batch)
+    step_key = "baseline" if mode == "soft_grouping" else "step_group_size"
     if n == 0:
+        if parts is not None:
+            parts.update({key: np.zeros(0) for key in ("R_tau", "psc_scale", "A_E", "R_t", step_key, "A_S")})
         return np.zeros(0)
     reward = batch.canonical(penalized_reward(batch, invalid_penalty))  # canonical order from here on
     group = batch.canonical(batch.group_code)
@@ -94,26 +132,35 @@ def advantages(batch: StepBatch, *, gamma: float = 0.95, step_advantage_w: float
     score = trajectory_sums(batch, reward)[batch.canonical(batch.traj_code)]
     episode = normalize_in_groups(score, group, batch.n_groups, "mean_std" if mode == "mean_std_norm" else "mean",
                                   epsilon)
+    psc_scale = None
     if enable_psc:
         rows = np.bincount(group, minlength=batch.n_groups)
         p = np.where(rows > 1, np.bincount(group, weights=score, minlength=batch.n_groups) / np.maximum(rows, 1), 0.0)
-        p = np.clip(p, 0.0, 1.0)[group]
+        p = np.clip(p, 0.0, 1.0)  # per group
         success_weight = 1.0 + psc_beta * (_sigmoid((1.0 - p) ** psc_alpha) - 0.5)
         failure_weight = 1.0 + psc_beta * (_sigmoid(-(p ** psc_alpha)) - 0.5)
-        episode = episode * np.where(score > 0.5, success_weight, failure_weight)
+        psc_scale = np.where(score > 0.5, success_weight[group], failure_weight[group])
+        episode = episode * psc_scale
 
-    # 3-4. step level
-    step_return = discounted_suffix_sum(batch, reward, gamma)
+    # 3-4. step level (in row order from here on)
+    step_return = batch.to_rows(discounted_suffix_sum(batch, reward, gamma))
     if mode == "soft_grouping":
         texts = batch.anchor if not isinstance(batch.anchor, np.ndarray) else [str(a) for a in batch.anchor]
-        step = batch.canonical(_soft_step_advantage(batch, texts, batch.to_rows(step_return), temperature,
-                                                    max_features))
+        step_extra = _soft_baseline(batch, texts, step_return, temperature, max_features)
+        step = step_return - step_extra
     else:
         anchor_code, _ = factorize(batch.anchor, "anchor")
         code, n_codes = factorize_pairs(group, batch.n_groups, batch.canonical(anchor_code))
-        step = normalize_in_groups(step_return, code, n_codes, "mean_std" if mode == "mean_std_norm" else "mean",
-                                   epsilon, singleton_rule="zero")
-    return batch.to_rows(episode + step_advantage_w * step)
+        step = batch.to_rows(normalize_in_groups(batch.canonical(step_return), code, n_codes,
+                                                 "mean_std" if mode == "mean_std_norm" else "mean", epsilon,
+                                                 singleton_rule="zero"))
+        step_extra = batch.to_rows(np.bincount(code, minlength=n_codes)[code]) if parts is not None else None
+    episode = batch.to_rows(episode)
+    if parts is not None:
+        parts.update({"R_tau": batch.to_rows(score),
+                      "psc_scale": np.ones(n) if psc_scale is None else batch.to_rows(psc_scale),
+                      "A_E": episode, "R_t": step_return, step_key: step_extra, "A_S": step})
+    return episode + step_advantage_w * step
 
 
 def _sigmoid(x):
@@ -138,80 +185,511 @@ def tfidf(texts, max_features: int = 1024) -> tuple[np.ndarray, list[str], np.nd
 
 def sparse_tfidf(texts, max_features: int = 1024):
     """(unique text index per row, vocabulary, (indptr, indices, data)): :func:`tfidf` as CSR rows."""
+    texts = [str(t) for t in texts]
     codes, n_unique = factorize(texts, "anchor")
     first = np.full(n_unique, -1, dtype=np.int64)
     first[codes[::-1]] = np.arange(len(codes))[::-1]  # one row per distinct text
     copies = np.bincount(codes, minlength=n_unique)
-    counts = []
-    total: dict[str, float] = {}
-    docs: dict[str, int] = {}
-    for row, c in zip(first.tolist(), copies.tolist()):
-        words: dict[str, int] = {}
-        for word in TOKEN.findall(str(texts[row]).lower()):
-            words[word] = words.get(word, 0) + 1
-        counts.append(words)
-        for word, count in words.items():
-            total[word] = total.get(word, 0) + count * c
-            docs[word] = docs.get(word, 0) + c
-    vocabulary = sorted(total)
-    if len(vocabulary) > max_features:
-        vocabulary = sorted(sorted(vocabulary, key=lambda w: -total[w])[:max_features])
-    column = {word: i for i, word in enumerate(vocabulary)}
-    n_docs = len(codes)
-    idf = np.array([math.log((1 + n_docs) / (1 + docs[w])) + 1.0 for w in vocabulary])
-    indptr, indices, data = [0], [], []
-    for words in counts:
-        kept = [(column[w], n) for w, n in words.items() if w in column]
-        kept.sort()
-        indices += [i for i, _ in kept]
-        data += [n for _, n in kept]
-        indptr.append(len(indices))
-    indptr, indices = np.asarray(indptr, dtype=np.int64), np.asarray(indices, dtype=np.int64)
-    data = np.asarray(data, dtype=np.float64) * idf[indices]
-    norms = _row_norms(indptr, data)
-    data = data / np.repeat(np.where(norms > 0, norms, 1.0), np.diff(indptr))
-    return codes, vocabulary, (indptr, indices, data)
+    units = [texts[i] for i in first.tolist()]
+    terms = _Terms()
+    pieces = [terms.tokenize(units[a:b])[:2] for a, b in _spans(units, np.arange(n_unique), np.arange(1, n_unique + 1))]
+    per_unit = np.concatenate([np.diff(indptr) for indptr, _ in pieces]) if pieces else np.zeros(0, dtype=np.int64)
+    ids = np.concatenate([ids for _, ids in pieces]) if pieces else np.zeros(0, dtype=np.int64)
+    totals = np.bincount(ids, weights=np.repeat(copies.astype(np.float64), per_unit), minlength=terms.space)
+    vocabulary, column_of = terms.vocabulary(totals, max_features)
+    empty = np.zeros(n_unique + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+    if not vocabulary:
+        return codes, vocabulary, empty
+    column = column_of[ids]
+    unit = np.repeat(np.arange(n_unique, dtype=np.int64), per_unit)
+    kept = column >= 0
+    shift = max(len(vocabulary) - 1, 1).bit_length()
+    pair = (unit[kept] << shift) | column[kept]
+    pair.sort(kind="stable")
+    starts = np.flatnonzero(np.concatenate([[True], pair[1:] != pair[:-1]]))
+    count = np.diff(np.append(starts, pair.size))
+    pair = pair[starts]
+    unit, column = pair >> shift, pair & ((1 << shift) - 1)
+    df = np.bincount(column, weights=copies[unit], minlength=len(vocabulary))
+    data = count * (np.log((1 + len(codes)) / (1 + df)) + 1.0)[column]
+    data /= np.sqrt(np.bincount(unit, weights=data * data, minlength=n_unique))[unit]
+    indptr = np.zeros(n_unique + 1, dtype=np.int64)
+    np.cumsum(np.bincount(unit, minlength=n_unique), out=indptr[1:])
+    return codes, vocabulary, (indptr, column, data)
 
 
-def _row_norms(indptr: np.ndarray, data: np.ndarray) -> np.ndarray:
-    """L2 norm of each CSR row (0 for an empty one)."""
-    row = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
-    return np.sqrt(np.bincount(row, weights=data * data, minlength=indptr.size - 1))
-
-
-def _soft_step_advantage(batch: StepBatch, texts, step_return: np.ndarray, temperature: float,
-                         max_features: int) -> np.ndarray:
-    """A_i = R_i − Σ_j softmax_j(sim(o_i, o_j)/τ) R_j over the rows j of i's group, row order.
+def _soft_baseline(batch: StepBatch, texts, step_return: np.ndarray, temperature: float,
+                   max_features: int) -> np.ndarray:
+    """b_i = Σ_j softmax_j(sim(o_i, o_j)/τ) R_j over the rows j of i's group, row order.
 
     Rows of a group with the same text share their similarities, so the work is per (group,
-    text) cell: each group's cells as a dense block over the group's own terms.
+    text) cell ("unit"), and cell j weighs in with its n_j rows: b = Σ_j e^{s_ij/τ} ΣR_j /
+    Σ_j e^{s_ij/τ} n_j. The cells go through in chunks of whole groups with about
+    ``_CHUNK_CHARS`` characters of text (the temporary arrays stay cache-sized, and below
+    glibc's mmap threshold, so they are not page-faulted in anew each time), twice: tokenize
+    and count the terms of each group (:class:`_Chunk`); then, the vocabulary and document
+    frequencies known, the similarities. No sort of the tokens anywhere.
     """
-    codes, vocabulary, (indptr, indices, data) = sparse_tfidf(texts, max_features)
-    if not vocabulary:  # no word anywhere: the official code falls back to zeros
-        return np.zeros(len(batch))
-    scale = 1.0 / (_row_norms(indptr, data) + 1e-8)  # the official code normalizes the rows a second time
-    cell, n_cells = factorize_pairs(batch.group_code, batch.n_groups, codes)
-    cell_text = np.zeros(n_cells, dtype=np.int64)
-    cell_text[cell] = codes
-    cell_group = np.zeros(n_cells, dtype=np.int64)
-    cell_group[cell] = batch.group_code
-    cell_rows = np.bincount(cell, minlength=n_cells).astype(np.float64)
+    cell, n_cells = factorize_pairs(batch.group_code, batch.n_groups, batch.anchor_key)
+    cell_rows = np.bincount(cell, minlength=n_cells)
     cell_return = np.bincount(cell, weights=step_return, minlength=n_cells)
-    baseline = np.zeros(n_cells)
-    order = np.argsort(cell_group, kind="stable")
-    bounds = np.searchsorted(cell_group[order], np.arange(batch.n_groups + 1))
-    for g in range(batch.n_groups):
-        members = order[bounds[g]:bounds[g + 1]]
-        text = cell_text[members]
-        starts, ends = indptr[text], indptr[text + 1]
-        local_rows = np.repeat(np.arange(members.size), ends - starts)
-        spans = np.concatenate([np.arange(a, b) for a, b in zip(starts.tolist(), ends.tolist())]) if \
-            local_rows.size else np.zeros(0, dtype=np.int64)
-        terms, local_terms = np.unique(indices[spans], return_inverse=True)
-        block = np.zeros((members.size, terms.size))
-        block[local_rows, local_terms] = data[spans] * scale[text][local_rows]
-        logits = block @ block.T / temperature
-        logits -= logits.max(axis=1, keepdims=True)
-        weights = np.exp(logits)  # per cell; each cell stands for its rows in the softmax
-        baseline[members] = (weights @ cell_return[members]) / (weights @ cell_rows[members])
-    return step_return - baseline[cell]
+    # one text per cell, read at its first row; cells by group, then first row (strings in memory order)
+    n = len(batch)
+    first = np.empty(n_cells, dtype=np.int64)
+    first[cell[::-1]] = np.arange(n - 1, -1, -1)  # a row of each cell (numpy writes in order: the first)
+    is_first = np.zeros(n, dtype=bool)
+    is_first[first] = True
+    rows = np.flatnonzero(is_first)
+    rows = rows[np.argsort(batch.group_code[rows], kind="stable")]
+    unit_cell, unit_group = cell[rows], batch.group_code[rows]
+    copies, unit_return = cell_rows[unit_cell], cell_return[unit_cell]
+    terms = _Terms()
+    chunks = [_Chunk(terms, texts, rows[a:b], unit_group[a:b], copies[a:b], unit_return[a:b], a)
+              for a, b in _spans(texts, rows, np.cumsum(np.bincount(unit_group, minlength=batch.n_groups)))]
+    term_ids = np.concatenate([chunk.term_ids for chunk in chunks])
+    totals = np.bincount(term_ids, weights=np.concatenate([chunk.term_totals for chunk in chunks]),
+                         minlength=terms.space)
+    df = np.bincount(term_ids, weights=np.concatenate([chunk.term_df for chunk in chunks]), minlength=terms.space)
+    vocabulary, column_of = terms.vocabulary(totals, max_features)
+    if not vocabulary:  # no word anywhere: the official code falls back to zero advantages
+        return np.asarray(step_return, dtype=np.float64).copy()
+    column_of = column_of[:df.size]
+    listed = np.flatnonzero(column_of >= 0)
+    df = np.bincount(column_of[listed], weights=df[listed], minlength=len(vocabulary))  # ids of a term add up
+    idf = np.zeros(column_of.size)  # per id; 0: not in the vocabulary
+    idf[listed] = (np.log((1 + n) / (1 + df)) + 1.0)[column_of[listed]]
+    baseline = np.empty(len(rows))
+    for chunk in chunks:
+        baseline[chunk.start:chunk.start + chunk.size] = chunk.baseline(idf, temperature)
+    unit_of_cell = np.empty(n_cells, dtype=np.int64)
+    unit_of_cell[unit_cell] = np.arange(len(rows))
+    return baseline[unit_of_cell[cell]]
+
+
+_CHUNK_CHARS = 1 << 21  # characters of text per chunk, about
+_CHUNK = 1 << 18  # similarities per batched product
+_DIRECT_CODES = 1 << 16  # (group, term) codes by a table when fewer than this + 4 per token
+_SPREAD = 4  # see _group_terms
+
+
+def _spans(texts, rows: np.ndarray, ends: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) ranges of units, cut only at `ends` (after each group), of about _CHUNK_CHARS characters."""
+    if not rows.size:
+        return []
+    sample = rows[np.linspace(0, rows.size - 1, min(rows.size, 1024)).astype(np.int64)]
+    per_text = sum(len(str(texts[i])) for i in sample.tolist()) / sample.size + 1
+    cut = np.flatnonzero(np.diff(ends // max(1, int(_CHUNK_CHARS / per_text)))) + 1  # first group of a new chunk
+    bounds = np.concatenate([[0], ends[cut - 1], [rows.size]])
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+class _Chunk:
+    """The cells ("units") of a run of whole groups: their term counts, then their soft baseline.
+
+    Per group, a term with two tokens or more among its units gets a column in the group's
+    block (units × those terms: the counts); a term with one token there only adds to that
+    unit's self-similarity. Groups of about the same size share one batched matrix product
+    (a "run"). Terms outside the vocabulary keep their columns, with idf 0.
+    """
+
+    def __init__(self, terms, texts, rows, unit_group, copies, unit_return, start: int):
+        self.start, self.size = start, rows.size
+        units = (texts[int(rows[0])],) if rows.size == 1 else operator.itemgetter(*rows.tolist())(texts)
+        indptr, ids, present = terms.tokenize(units)
+        del units
+        per_unit = np.diff(indptr)
+        group = unit_group - unit_group[0]  # the chunk's groups have consecutive codes
+        n_groups, n_terms = int(group[-1]) + 1, max(present.size, 1)
+        code, n_codes, pair_of = _group_terms(group, per_unit, terms.local(ids, present), n_groups, n_terms)
+        codes = np.flatnonzero(np.bincount(code, minlength=n_codes) >= 2)  # 2+ tokens in the group: block columns
+        code_group, code_term = pair_of(codes)
+        by_group = np.argsort(code_group, kind="stable")  # (they mostly are already)
+        codes, code_group, code_term = codes[by_group], code_group[by_group], code_term[by_group]
+        n_shared = np.bincount(code_group, minlength=n_groups)
+        rank = np.arange(codes.size) - (np.cumsum(n_shared) - n_shared)[code_group]  # the column in the block
+        # groups by size (then columns), in runs of up to _CHUNK similarities: each run's blocks padded to its
+        # largest group's rows and most columns
+        cells = np.bincount(group, minlength=n_groups)
+        order = np.lexsort((n_shared, cells))
+        cells_sorted, shared_sorted = cells[order], n_shared[order]
+        padded = np.zeros(n_groups, dtype=np.int64)  # block rows and columns of each group: its run's
+        width = np.zeros(n_groups, dtype=np.int64)
+        runs = []
+        at = 0
+        while at < n_groups:  # the most groups whose similarities and blocks, padded as the run's, fit in _CHUNK
+            rows_ = cells_sorted[at:]
+            fits = np.arange(1, rows_.size + 1) * rows_ * np.maximum(rows_, np.maximum.accumulate(
+                shared_sorted[at:])) <= _CHUNK
+            stop = at + max(1, int(np.searchsorted(~fits, True)))
+            size = int(cells_sorted[stop - 1])
+            n_columns = max(int(shared_sorted[at:stop].max()), 1)
+            padded[order[at:stop]], width[order[at:stop]] = size, n_columns
+            runs.append((at, stop, size, n_columns))
+            at = stop
+        block_at, row_at, column_at = _offsets(padded * width, order), _offsets(padded, order), _offsets(width, order)
+        n_block = int((padded * width).sum())
+        # count the tokens into the blocks; a term's only token in its group goes to a scratch area
+        local_unit = np.arange(rows.size) - (np.cumsum(cells) - cells)[group]  # the unit's row in its block
+        step = local_unit * width[group]
+        place = np.full(n_codes, n_block, dtype=np.int64)
+        place[codes] = block_at[code_group] + rank
+        place = place[code]
+        single = np.flatnonzero(place == n_block)
+        place += np.repeat(step, per_unit)
+        counts = np.bincount(place, minlength=n_block + int(step.max()) + 1)[:n_block]
+        self.single_unit = np.searchsorted(indptr, single, side="right") - 1
+        self.single_id = ids[single]
+        self.unit_at = row_at[group] + local_unit
+        self.weights = np.zeros((int(padded.sum()), 2))  # per block row: ΣR, n (0 on padding rows)
+        self.weights[self.unit_at, 0] = unit_return
+        self.weights[self.unit_at, 1] = copies
+        # per block column: rows' tokens (for the vocabulary cap) and rows that have it (document frequency)
+        column_totals, column_df = np.zeros(int(width.sum())), np.zeros(int(width.sum()))
+        self.runs = []
+        for at, stop, size, n_columns in runs:
+            m, g = stop - at, order[at]
+            b0, r0, c0 = int(block_at[g]), int(row_at[g]), int(column_at[g])
+            block = counts[b0:b0 + m * size * n_columns].reshape(m, size, n_columns)
+            rows_weight = self.weights[r0:r0 + m * size, 1].reshape(m, 1, size)
+            column_totals[c0:c0 + m * n_columns] = np.matmul(rows_weight, block).ravel()
+            column_df[c0:c0 + m * n_columns] = np.matmul(rows_weight, block > 0).ravel()
+            self.runs.append((m, size, n_columns, b0, r0, c0))
+        self.shared_at = column_at[code_group] + rank
+        self.shared_id = present[code_term]
+        single_copies = copies[self.single_unit].astype(np.float64)
+        self.term_ids = np.concatenate([self.shared_id, self.single_id])
+        self.term_totals = np.concatenate([column_totals[self.shared_at], single_copies])
+        self.term_df = np.concatenate([column_df[self.shared_at], single_copies])
+        self.counts = counts.astype(np.uint8 if counts.max(initial=0) < 256 else np.float64)
+        self.n_columns = column_df.size
+
+    def baseline(self, idf: np.ndarray, temperature: float) -> np.ndarray:
+        """Per unit: Σ_j e^{s_ij/τ} R_j / Σ_j e^{s_ij/τ} n_j over the units j of its group (`idf` per term id)."""
+        column_idf = np.zeros(self.n_columns)
+        column_idf[self.shared_at] = idf[self.shared_id]
+        alone = np.zeros(self.weights.shape[0])  # Σ idf² of the terms that only this unit of its group has
+        alone[self.unit_at] = np.bincount(self.single_unit, weights=idf[self.single_id] ** 2,
+                                          minlength=self.unit_at.size)
+        # rows L2-normalized (scikit-learn), then divided by their norm (1) + 1e-8 as the official code does;
+        # the similarities come divided by τ
+        scale = 1.0 / ((1.0 + 1e-8) * math.sqrt(temperature))
+        shift = temperature < 1.0 / 300  # e^{1/τ} could overflow: subtract each row's self-similarity first
+        out = np.empty(self.weights.shape[0])
+        for m, size, n_columns, b0, r0, c0 in self.runs:
+            block = self.counts[b0:b0 + m * size * n_columns].reshape(m, size, n_columns) * column_idf[
+                c0:c0 + m * n_columns].reshape(m, 1, n_columns)
+            square = np.einsum("mck,mck->mc", block, block) + alone[r0:r0 + m * size].reshape(m, size)
+            norm = np.sqrt(square)
+            factor = np.divide(scale, norm, out=np.zeros_like(norm), where=norm > 0)
+            self_similarity = square * factor * factor
+            block *= factor[:, :, None]
+            sim = np.matmul(block, block.transpose(0, 2, 1).copy())  # a copy: gemm, faster here than syrk
+            sim.reshape(m, size * size)[:, ::size + 1] = self_similarity  # with the unit's own single terms
+            if shift:
+                sim -= self_similarity[:, :, None]
+            np.exp(sim, out=sim)
+            summed = np.matmul(sim, self.weights[r0:r0 + m * size].reshape(m, size, 2))
+            out[r0:r0 + m * size] = (summed[:, :, 0] / summed[:, :, 1]).ravel()
+        return out[self.unit_at]
+
+
+def _group_terms(group, per_unit, term, n_groups: int, n_terms: int):
+    """(code per token, number of codes, codes → (their groups, their terms)): a code per (group, term) present.
+
+    `group`: each unit's group (0..n_groups-1), `per_unit`: its tokens, `term`: each token's
+    term (0..n_terms-1, all occurring). A table of every (group, term) when that is small
+    (a few entries per token). Else by term: one code for a term in a single group; a table
+    row per group for a term with at least n_groups / _SPREAD tokens (so the table has at
+    most _SPREAD entries per token); the other (group, term) pairs sorted.
+    """
+    if n_groups * n_terms <= 4 * term.size + _DIRECT_CODES:
+        code = np.repeat(group * n_terms, per_unit)
+        code += term
+        return code, n_groups * n_terms, lambda codes: np.divmod(codes, n_terms)
+    token_group = np.repeat(group, per_unit)
+    low, high = np.full(n_terms, n_groups), np.full(n_terms, -1)
+    np.minimum.at(low, term, token_group)
+    np.maximum.at(high, term, token_group)
+    alone = np.flatnonzero(low == high)
+    many = np.flatnonzero((low < high) & (np.bincount(term, minlength=n_terms) * _SPREAD >= n_groups))
+    index = np.full(n_terms, -1, dtype=np.int64)
+    index[many] = np.arange(many.size)
+    n_codes = n_groups * many.size
+    index[alone] = n_codes + np.arange(alone.size)
+    code = index[term]
+    code_group = [np.repeat(np.arange(n_groups), many.size), low[alone]]
+    code_term = [np.tile(many, n_groups), alone]
+    table = np.flatnonzero((code >= 0) & (code < n_codes))
+    code[table] += token_group[table] * many.size
+    n_codes += alone.size
+    few = np.flatnonzero(code < 0)
+    if few.size:
+        sub, n_sub = factorize_pairs(token_group[few], n_groups, term[few])
+        code[few] = n_codes + sub
+        n_codes += n_sub
+        for values, out in ((token_group[few], code_group), (term[few], code_term)):
+            per_code = np.empty(n_sub, dtype=np.int64)
+            per_code[sub] = values
+            out.append(per_code)
+    code_group, code_term = np.concatenate(code_group), np.concatenate(code_term)
+    return code, n_codes, lambda codes: (code_group[codes], code_term[codes])
+
+
+def _offsets(sizes: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Start of each item when items of `sizes` are laid out one after another in `order`."""
+    at = np.zeros(sizes.size, dtype=np.int64)
+    at[order] = np.cumsum(sizes[order]) - sizes[order]
+    return at
+
+
+# --- tokens and term ids -------------------------------------------------------------------
+#
+# A chunk's texts are joined into one string and tokenized at once with numpy: a token is a
+# maximal run of >= 2 word characters (exactly what ``\b\w\w+\b`` finds; the texts are
+# joined with "\n", which is no word character and bounds ``str.lower``'s final-sigma
+# context, so no token crosses two texts). Each token gets an exact 64-bit key: its 8 bytes
+# (ASCII, lowered) or 2 code points (UTF-32), zero-padded (a word character is never 0); a
+# longer token chains its words: key(w0..wk) = CHAIN | id(w0..wk-1) << 30 | id(wk), each
+# prefix's key made an id the same way. Keys become ids through direct-mapped tables.
+
+_LOWER_WORD = bytes(ord(chr(c).lower()) if c < 128 and (chr(c).isalnum() or c == 95) else 0 for c in range(256))
+_WORD = re.compile(r"\w")
+_MASKS = {width: np.array([(1 << (8 * width * k)) - 1 for k in range(8 // width)] + [(1 << 64) - 1],
+                          dtype=np.uint64) for width in (1, 4)}
+_PAD = "\n" * 8  # after the last text: room for 8-byte reads
+_BITS = 18
+_MULTIPLIERS = tuple(np.uint64(m) for m in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                                            0xD6E8FEB86659FD93))
+_CHAIN = np.uint64(1 << 63)  # keys of words have this bit clear (ASCII bytes < 128; code points < 2^21)
+_STRING = (1 << 63) | (1 << 62)  # keys of tokens of more than _LONG characters: their string's number
+_LONG = 4096
+
+
+class _Terms:
+    """Exact term ids, kept over chunks: equal ids ⇔ equal keys ⇔ equal (lowercased) tokens.
+
+    `ids`: rounds of direct-mapped tables (a key takes its slot if free, and keeps it; the
+    keys that find theirs taken go to the next table; a dict for the last ones). `names`:
+    the string of each id seen as a token, read back from its key. A term has one key per
+    character width (ASCII, UTF-32): :meth:`vocabulary` merges ids by their strings.
+    """
+
+    def __init__(self):
+        self.tables = [np.zeros(1 << _BITS, dtype=np.uint64) for _ in _MULTIPLIERS]
+        self.extra: dict[int, int] = {}  # key: id, for keys without a slot
+        self.extra_keys: list[int] = []
+        self.strings: dict[str, int] = {}  # tokens of more than _LONG characters: number
+        self.string_list: list[str] = []
+        self.names: dict[int, str] = {}
+        self.wide = False  # a text went through as UTF-32
+        self.named = np.zeros(self.space, dtype=bool)
+        self.seen = np.zeros(self.space, dtype=bool)
+        self.remap = np.zeros(self.space, dtype=np.int64)
+
+    @property
+    def space(self) -> int:
+        return (len(self.tables) << _BITS) + len(self.extra)
+
+    def ids(self, keys: np.ndarray) -> np.ndarray:
+        """The id of each (nonzero) key."""
+        out = None
+        where = None  # positions in `keys` still without an id (None: all)
+        for round_, (table, multiplier) in enumerate(zip(self.tables, _MULTIPLIERS)):
+            slot = ((keys * multiplier) >> np.uint64(64 - _BITS)).view(np.int64)
+            hit = table[slot] == keys
+            if not hit.all():
+                miss = np.flatnonzero(~hit)
+                free = np.flatnonzero(table[slot[miss]] == 0)
+                if free.size:
+                    table[slot[miss[free]]] = keys[miss[free]]  # of keys that collide here, one wins
+                    hit[miss] = table[slot[miss]] == keys[miss]
+            if round_:
+                slot += round_ << _BITS
+            if out is None:
+                out = slot
+            else:
+                out[where[hit]] = slot[hit]
+            if hit.all():
+                return out
+            lost = np.flatnonzero(~hit)
+            where = lost if where is None else where[lost]
+            keys = keys[lost]
+        unique, inverse = np.unique(keys, return_inverse=True)
+        for key in unique.tolist():
+            if key not in self.extra:
+                self.extra[key] = self.space
+                self.extra_keys.append(key)
+        out[where] = np.array([self.extra[k] for k in unique.tolist()], dtype=np.int64)[inverse]
+        grow = self.space - self.named.size
+        if grow > 0:
+            self.named, self.seen = (np.concatenate([a, np.zeros(grow, dtype=bool)]) for a in (self.named, self.seen))
+        return out
+
+    def key(self, term: int) -> int:
+        if term < len(self.tables) << _BITS:
+            return int(self.tables[term >> _BITS][term & ((1 << _BITS) - 1)])
+        return self.extra_keys[term - (len(self.tables) << _BITS)]
+
+    def _names(self, ids: np.ndarray) -> list[str]:
+        """The tokens of ids: words read back from their keys at once, chains one by one."""
+        keys = np.empty(ids.size, dtype=np.uint64)
+        in_tables = ids < len(self.tables) << _BITS
+        for round_, table in enumerate(self.tables):
+            these = np.flatnonzero(in_tables & (ids >> _BITS == round_))
+            keys[these] = table[ids[these] & ((1 << _BITS) - 1)]
+        others = np.flatnonzero(~in_tables)
+        keys[others] = [self.key(i) for i in ids[others].tolist()]
+        names = np.empty(ids.size, dtype=object)
+        word = keys >> np.uint64(63) == 0
+        ascii_ = word & ((keys >> np.uint64(32) == 0) | (keys & np.uint64(0xFFFFFFFF) > 0x10FFFF))  # see tokenize
+        names[ascii_] = keys[ascii_].view("S8").astype("U8")
+        wide = word & ~ascii_
+        names[wide] = keys[wide].view("<U2")
+        chains = np.flatnonzero(~word)
+        names[chains] = [self.name(k) for k in keys[chains].tolist()]
+        return names.tolist()
+
+    def name(self, key: int) -> str:
+        """The token of a key."""
+        if key >> 62 == 3:
+            return self.string_list[key & ((1 << 62) - 1)]
+        tails = []
+        while key >> 63:  # a chain: (prefix id, last word's id)
+            tails.append(self.key(key & ((1 << 30) - 1)))
+            key = self.key((key >> 30) & ((1 << 30) - 1))
+        low, high = key & 0xFFFFFFFF, key >> 32  # the first word tells the width (see tokenize)
+        width = 1 if high == 0 or low > 0x10FFFF else 4
+        return "".join(_word(k, width) for k in [key, *reversed(tails)])
+
+    def tokenize(self, units) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(first token of each text and the end, term id of each token, the ids that occur) of the texts.
+
+        Keys of whole tokens do not depend on the width's guess in :meth:`name`: an ASCII key
+        of 2-4 characters has its high 32 bits 0, of 5 or more its low 32 bits above any code
+        point; a UTF-32 key of a token (2 characters at least) has both code points nonzero.
+        """
+        try:
+            joined = "\n".join(["", *units, _PAD])  # "\n" before, between and after the texts
+        except TypeError:  # not all str
+            units = [str(u) for u in units]
+            joined = "\n".join(["", *units, _PAD])
+        lengths = np.fromiter(map(len, units), dtype=np.int64, count=len(units))
+        if joined.isascii():
+            chars = np.frombuffer(joined.encode("ascii").translate(_LOWER_WORD), dtype=np.uint8)  # 0: no word
+            source, width = joined, 1
+        else:
+            source = joined.lower()
+            if len(source) != len(joined):  # a character lowers to two: lower each text alone (offsets move)
+                lowered = [u.lower() for u in units]
+                lengths = np.fromiter(map(len, lowered), dtype=np.int64, count=len(lowered))
+                source = "\n".join(["", *lowered, _PAD])
+            chars = np.frombuffer(source.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+            chars = np.where(_unicode_words(chars), chars, np.uint32(0))
+            width, self.wide = 4, True
+        word = chars != 0
+        edge = np.flatnonzero(word[1:] != word[:-1])  # runs of word characters start after even entries
+        before = edge[0::2]
+        size = edge[1::2] - before
+        kept = np.flatnonzero(size > 1)
+        before, size = before[kept], size[kept]
+        offsets = np.zeros(lengths.size + 1, dtype=np.int64)
+        np.cumsum(lengths + 1, out=offsets[1:])  # text i: characters offsets[i] + 1 .. offsets[i + 1] - 1
+        indptr = np.searchsorted(before, offsets)
+        per_word = 8 // width
+        view = np.ndarray((chars.size - per_word,), dtype="<u8", buffer=chars, offset=width, strides=(width,))
+        key = view[before]  # the token's first 8 bytes (view[i] starts at character i + 1)
+        key &= _MASKS[width].take(size, mode="clip")  # keep the token's own characters
+        long = np.flatnonzero(size > per_word)
+        if long.size:
+            key[long] = self._chain(view, before[long], size[long], per_word, width, source)
+        ids = self.ids(key)
+        self.seen[ids] = True
+        present = np.flatnonzero(self.seen)
+        self.seen[present] = False
+        new = present[~self.named[present]]
+        if new.size:
+            self.named[new] = True
+            self.names.update(zip(new.tolist(), self._names(new)))
+        return indptr, ids, present
+
+    def local(self, ids: np.ndarray, present: np.ndarray) -> np.ndarray:
+        """Each id's index in `present` (the sorted ids that occur)."""
+        if self.remap.size < self.space:
+            self.remap = np.zeros(self.space, dtype=np.int64)
+        self.remap[present] = np.arange(present.size)
+        return self.remap[ids]
+
+    def _chain(self, view, before, size, per_word: int, width: int, source: str) -> np.ndarray:
+        """Keys of tokens longer than one 8-byte word: their words' ids chained."""
+        key = np.empty(size.size, dtype=np.uint64)
+        huge = np.flatnonzero(size > _LONG)
+        for i, a, s in zip(huge.tolist(), before[huge].tolist(), size[huge].tolist()):
+            text = source[a + 1:a + 1 + s].lower()
+            if text not in self.strings:
+                self.strings[text] = len(self.string_list)
+                self.string_list.append(text)
+            key[i] = _STRING | self.strings[text]
+        todo = np.flatnonzero(size <= _LONG)
+        prefix = self.ids(view[before[todo]])
+        at, rest = before[todo] + per_word, size[todo] - per_word
+        while todo.size:
+            tail = self.ids(view[at] & _MASKS[width].take(rest, mode="clip"))
+            chained = _CHAIN | (prefix.astype(np.uint64) << np.uint64(30)) | tail.astype(np.uint64)
+            last = rest <= per_word
+            key[todo[last]] = chained[last]
+            more = np.flatnonzero(~last)
+            todo, at, rest = todo[more], at[more] + per_word, rest[more] - per_word
+            if todo.size:
+                prefix = self.ids(chained[more])
+        if self.space >= 1 << 30:
+            raise ValueError("too many distinct words for the chained token keys")
+        return key
+
+    def vocabulary(self, totals: np.ndarray, max_features: int) -> tuple[list[str], np.ndarray]:
+        """(vocabulary, column per id or -1): the `max_features` terms of largest total (ties: alphabetical), sorted.
+
+        `totals`: rows' tokens per id; the ids of one string add up.
+        """
+        ids = np.fromiter(self.names.keys(), dtype=np.int64, count=len(self.names))
+        if self.wide:  # a term may have two ids
+            index: dict[str, int] = {}
+            term = np.fromiter((index.setdefault(s, len(index)) for s in self.names.values()), dtype=np.int64,
+                               count=ids.size)
+            strings = list(index)
+        else:
+            term, strings = np.arange(ids.size), list(self.names.values())
+        total = np.bincount(term, weights=totals[ids], minlength=len(strings))
+        chosen = np.arange(len(strings))
+        if chosen.size > max_features:
+            cut = np.partition(total, chosen.size - max_features)[chosen.size - max_features]
+            kept = chosen[total > cut]
+            tied = sorted(chosen[total == cut].tolist(), key=strings.__getitem__)[:max_features - kept.size]
+            chosen = np.concatenate([kept, np.array(tied, dtype=np.int64)])
+        chosen = sorted(chosen.tolist(), key=strings.__getitem__)
+        column_of_term = np.full(len(strings), -1, dtype=np.int64)
+        column_of_term[chosen] = np.arange(len(chosen))
+        column = np.full(max(totals.size, self.space), -1, dtype=np.int64)
+        column[ids] = column_of_term[term]
+        return [strings[i] for i in chosen], column
+
+
+def _word(key: int, width: int) -> str:
+    """The characters of one 8-byte word key (zero-padded)."""
+    if width == 1:
+        return key.to_bytes(8, "little").rstrip(b"\0").decode("ascii")
+    return "".join(chr(c) for c in (key & 0xFFFFFFFF, key >> 32) if c)
+
+
+def _unicode_words(chars: np.ndarray) -> np.ndarray:
+    """Whether each code point is a regex word character (``\\w`` of a str pattern)."""
+    word = np.zeros(chars.size, dtype=bool)
+    ascii_ = chars < 128
+    table = np.frombuffer(_LOWER_WORD, dtype=np.uint8)[:128] != 0
+    word[ascii_] = table[chars[ascii_]]
+    others = np.flatnonzero(~ascii_)
+    if others.size:
+        points, inverse = np.unique(chars[others], return_inverse=True)
+        is_word = np.array([not 0xD800 <= p <= 0xDFFF and _WORD.match(chr(p)) is not None for p in points.tolist()],
+                           dtype=bool)
+        word[others] = is_word[inverse]
+    return word

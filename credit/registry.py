@@ -25,6 +25,7 @@ from .batch import StepBatch
 
 Estimator = Callable[..., np.ndarray]
 Diagnostics = Callable[..., dict]
+Details = Callable[..., dict]
 
 FIELDS = ("progress", "value", "next_anchor", "success")  # optional StepBatch fields an estimator may need
 ROW_FIELDS = ("next_anchor", "success")  # filled from the agent's rows (StepBatch.from_rows) for every estimator
@@ -50,6 +51,9 @@ class EstimatorSpec:
             (LOOP); None keeps every row. ``credit.drop_threshold`` in a config overrides it.
         diagnostics: ``fn(batch, advantages, **params) -> {"credit/...": number}``, the
             estimator's own diagnostics, logged beside the generic ones.
+        details: ``fn(batch, **params) -> {name: array}``, the estimator's own per-step
+            quantities, one value per row in the batch's row order (NaN where a quantity
+            does not apply to the row); None for none. ``credit.details`` calls it.
     """
 
     name: str
@@ -59,6 +63,7 @@ class EstimatorSpec:
     text_anchors: bool | Callable[[dict], bool] = False
     drop_threshold: float | None = None
     diagnostics: Diagnostics | None = None
+    details: Details | None = None
 
     def uses_text_anchors(self, params: dict) -> bool:
         """Whether rows should carry anchor text (not integer keys) for these parameters."""
@@ -72,7 +77,8 @@ _PARAMETERS: dict[str, tuple[frozenset, bool]] = {}  # name -> (keyword names, a
 
 def register(name: str, *, needs: Iterable[str] = (), head: str | None = None,
              text_anchors: bool | Callable[[dict], bool] = False, drop_threshold: float | None = None,
-             diagnostics: Diagnostics | None = None) -> Callable[[Estimator], Estimator]:
+             diagnostics: Diagnostics | None = None,
+             details: Details | None = None) -> Callable[[Estimator], Estimator]:
     """Decorator that registers an estimator under `name` (must be new), with its spec (:class:`EstimatorSpec`)."""
     if not isinstance(name, str) or not name:
         raise ValueError(f"estimator name must be a non-empty string, got {name!r}")
@@ -99,7 +105,7 @@ def register(name: str, *, needs: Iterable[str] = (), head: str | None = None,
                              if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
         accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
         _ESTIMATORS[name] = fn
-        _SPECS[name] = EstimatorSpec(name, fn, needs, head, text_anchors, drop_threshold, diagnostics)
+        _SPECS[name] = EstimatorSpec(name, fn, needs, head, text_anchors, drop_threshold, diagnostics, details)
         _PARAMETERS[name] = (keywords, accepts_any)
         return fn
 
@@ -152,3 +158,31 @@ def estimate(name: str, batch: StepBatch, **params) -> np.ndarray:
         row = int(np.flatnonzero(~finite)[0])
         raise FloatingPointError(f"estimator {name!r} returned {advantages[row]} at row {row}")
     return advantages
+
+
+def details(name: str, batch: StepBatch, **params) -> dict[str, np.ndarray]:
+    """The estimator's own per-step quantities: ``{name: one value per row}``, the batch's row order.
+
+    What the estimator computed on the way to its advantages (GiGPO: ``A_E``, ``A_S``,
+    ``step_group_size``, ...; docs/credit.md lists them per estimator), from the same
+    code path, so they add up to ``estimate(name, batch, **params)`` as the estimator
+    combines them. NaN marks a quantity that does not apply to a row (HGPO's level 3 at
+    step 0). An estimator registered without ``details`` gives ``{}``. The parameters are
+    checked as in :func:`estimate`.
+    """
+    check_params(name, params)
+    if not isinstance(batch, StepBatch):
+        raise TypeError(f"details({name!r}, ...) needs a credit.StepBatch, got {type(batch).__name__}")
+    fn = _SPECS[name].details
+    if fn is None:
+        return {}
+    out: dict[str, np.ndarray] = {}
+    for key, values in fn(batch, **params).items():
+        values = np.asarray(values)
+        if values.dtype.kind == "b":
+            values = values.astype(np.int64)
+        if values.shape != (len(batch),) or values.dtype.kind not in "iuf":
+            raise ValueError(f"estimator {name!r}: detail {key!r} has shape {values.shape} and dtype {values.dtype}; "
+                             f"expected ({len(batch)},) numbers, one per step row")
+        out[str(key)] = values
+    return out

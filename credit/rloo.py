@@ -14,7 +14,20 @@ from .batch import StepBatch, episode_returns, normalize_in_groups
 from .registry import register
 
 
-@register("rloo")
+def details(batch: StepBatch) -> dict[str, np.ndarray]:
+    """RLOO's (and LOOP's) per-step quantities, row order; A = R_tau − baseline.
+
+        R_tau     the trajectory's return R(τ)
+        baseline  mean R(τ) of the group's *other* trajectories (0 for a group of one)
+    """
+    episode_return = episode_returns(batch)
+    k = batch.group_size[batch.traj_group]
+    total = np.bincount(batch.traj_group, weights=episode_return, minlength=batch.n_groups)[batch.traj_group]
+    baseline = np.where(k > 1, (total - episode_return) / np.maximum(k - 1, 1), 0.0)
+    return {"R_tau": episode_return[batch.traj_code], "baseline": baseline[batch.traj_code]}
+
+
+@register("rloo", details=details)
 def advantages(batch: StepBatch) -> np.ndarray:
     """RLOO advantage of each step row's trajectory."""
     episode_return = episode_returns(batch)  # R(τ), one per trajectory

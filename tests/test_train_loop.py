@@ -122,7 +122,7 @@ def test_loop_run_holds_exactly_one_model_copy(tiny_model, tmp_path):
     try:
         # Count the storages of the run's embedding matrices: one model copy = one storage.
         storages = live_model_storages() - before
-        assert run.trainer.reference is None and run.head is None
+        assert run.trainer.reference is None and run.heads == {}
         assert run.engine.model is run.policy.model  # the HF engine generates with the trained module
         assert len(storages) == 1, f"{len(storages)} model copies alive"
     finally:

@@ -9,7 +9,8 @@
 
 Modules: `config` (TrainerConfig), `loss` (pure torch losses), `batching`
 (padding and token-budget micro-batches), `policy` (Policy, PolicyTrainer),
-`heads` (value head, SPA progress estimator), `sft` (behaviour cloning),
+`heads` (value head, SPA progress estimator), `progress` (SPA's progress estimator as
+its reference code trains it), `sft` (behaviour cloning),
 `checkpoint` (atomic save, resume). The RL loop recipe is `trainer/loop.py`.
 """
 
@@ -19,6 +20,7 @@ from steprl.trainer.config import HeadConfig, LoraConfig, TrainerConfig
 from steprl.trainer.heads import ProgressEstimator, ValueHead
 from steprl.trainer.loss import aggregate, entropy_from_logits, kl_k3, policy_loss, value_loss
 from steprl.trainer.policy import Policy, PolicyTrainer, load_policy, make_optimizer
+from steprl.trainer.progress import ReferenceProgressEstimator
 from steprl.trainer.sft import SFTTrainer, sft_step
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "PolicyTrainer",
     "ValueHead",
     "ProgressEstimator",
+    "ReferenceProgressEstimator",
     "SFTTrainer",
     "sft_step",
     "Checkpoint",

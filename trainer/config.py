@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["TrainerConfig", "LoraConfig", "HeadConfig", "AGGREGATIONS"]
+__all__ = ["TrainerConfig", "LoraConfig", "HeadConfig", "ReferenceProgressConfig", "AGGREGATIONS"]
 
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean")
 
@@ -47,6 +47,42 @@ class LoraConfig(BaseModel):
         if isinstance(value, list) and not value:
             raise ValueError('target_modules is empty; give module names like ["q_proj", "v_proj"] or "all-linear"')
         return value
+
+
+class ReferenceProgressConfig(BaseModel):
+    """SPA's progress estimator as the reference code trains it (``trainer.progress_head.mode: reference``;
+    trainer/progress.py, docs/credit.md § SPA in its reference form).
+
+    A separate copy of the SFT policy, all weights trained, with ``Linear(vocab → 1)`` on its LM-head logits
+    at each turn's last token; fitted once before RL on exploration rollouts of the SFT policy with
+    ``(Σ_t ĉ_t − R)²``, then frozen. The defaults are the reference's (``prm/train_our_progress_model.py``);
+    a small model trained from scratch may need a larger ``lr``, more ``epochs`` and a shorter warm-up.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
+
+    rollouts_per_task: int = Field(5, ge=1)
+    """Exploration rollouts of the SFT policy per train task (reference: 5 WebShop, 10 ALFWorld)."""
+    temperature: float = Field(1.0, gt=0)
+    """Sampling temperature of the exploration rollouts (reference: 1.0); top_p, top_k and
+    max_new_tokens are the agent's."""
+    lr: float = Field(3e-6, gt=0)
+    """Peak learning rate (reference: 3e-6)."""
+    weight_decay: float = Field(0.01, ge=0)
+    """Decoupled weight decay (reference: 0.01, DeepSpeed's Adam in AdamW mode)."""
+    warmup_steps: int = Field(500, ge=0)
+    """Optimizer steps of warm-up, logarithmic as DeepSpeed's WarmupLR (lr·log(s+1)/log(W) at step s < W),
+    then constant (reference: 500); 0 = none."""
+    epochs: int = Field(1, ge=1)
+    """Passes over the exploration trajectories (reference: 1)."""
+    batch_size: int = Field(4, ge=1)
+    """Trajectories per optimizer step; the loss is their mean (Σ_t ĉ_t − R)² (reference: 2 per GPU ×
+    2 accumulation steps)."""
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    """Clip the gradient norm to this; None = no clipping (reference: 1.0)."""
+    init: Literal["default", "zero"] = "default"
+    """The linear head's initial weights: ``default`` = PyTorch's (the reference's; on a small model's large
+    logits its first outputs are far from any outcome); ``zero`` = every ĉ_t starts at 0."""
 
 
 class HeadConfig(BaseModel):
@@ -85,6 +121,30 @@ class HeadConfig(BaseModel):
     """Ridge solver: also fit on the trajectories of this many earlier iterations (their
     features recomputed under the current policy, one extra no-grad pass over their rows).
     0 = the iteration's own trajectories only. Kept in checkpoints."""
+    mode: Literal["online", "reference"] = "online"
+    """Progress estimator only. ``online``: the head above on the policy's own backbone, fitted on every
+    iteration's episodes. ``reference``: SPA's reference code — a separate, fully fine-tuned copy of the SFT
+    policy with a linear head on its LM-head logits, fitted once before RL on exploration rollouts, then
+    frozen and saved in the run directory (settings: ``reference``; trainer/progress.py)."""
+    reference: ReferenceProgressConfig = Field(default_factory=ReferenceProgressConfig)
+    """Settings of ``mode: reference`` (the reference code's by default)."""
+
+    @model_validator(mode="after")
+    def _mode_fields(self):
+        online_only = ("hidden", "lr", "weight_decay", "epochs", "minibatch_size", "max_grad_norm", "read_at",
+                       "solver", "ridge", "replay")
+        defaults = HeadConfig.model_fields
+        if self.mode == "reference":
+            changed = [name for name in online_only if getattr(self, name) != defaults[name].default]
+            if changed:
+                name = changed[0]
+                where = (f"; set reference.{name} instead" if name in ReferenceProgressConfig.model_fields else "")
+                raise ValueError(f"{name}={getattr(self, name)!r} is a setting of the online progress head, unused "
+                                 f"with mode='reference'{where}")
+        elif self.reference != ReferenceProgressConfig():
+            raise ValueError("reference settings are given but mode='online': set mode='reference' to fit SPA's "
+                             "estimator as the reference code does, or drop them")
+        return self
 
     @model_validator(mode="after")
     def _ridge_is_linear(self):
@@ -180,6 +240,8 @@ class TrainerConfig(BaseModel):
     @field_validator("value_head")
     @classmethod
     def _value_head_uses_adam(cls, value):
+        if value.mode != "online":
+            raise ValueError(f"mode={value.mode!r} is a mode of SPA's progress estimator; the value head is online")
         if value.solver != "adam":
             raise ValueError(f"solver={value.solver!r} fits SPA's progress estimator only; the value head trains "
                              "with solver='adam' (PPO's clipped value loss)")

@@ -28,6 +28,13 @@ How the progress estimator fits (``HeadConfig.solver``): ``"adam"`` takes
 ``epochs`` × minibatches of AdamW steps on ``(Σ_t ĉ_t − R)²``, as the reference
 code trains its head; ``"ridge"`` sets a linear head to the exact ridge-regression
 minimizer of that loss on the iteration's trajectories (closed form, float64).
+
+All of the above is the progress head's ``mode: online`` (the default). ``mode:
+reference`` is SPA's estimator as its reference code trains it: a separate, fully
+fine-tuned copy of the SFT policy, fitted once before RL and then frozen
+(trainer/progress.py). :func:`make_head` picks the class; the recipe calls every head
+the same way (``prepare`` once before RL, then ``features``, ``before_credit`` and
+``after_credit`` every iteration).
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ from steprl.trainer.config import HeadConfig
 from steprl.trainer.loss import value_loss
 from steprl.trainer.policy import Policy
 
-__all__ = ["ScalarHead", "ValueHead", "ProgressEstimator", "HEADS", "make_head", "trajectory_codes"]
+__all__ = ["ScalarHead", "ValueHead", "ProgressEstimator", "HEADS", "make_head", "make_heads", "trajectory_codes"]
 
 DEFAULT_TOKEN_BUDGET = 4096
 
@@ -99,8 +106,13 @@ class _BackboneHead:
         features = self.features(rows) if features is None else features
         return self.head(features).double().cpu().numpy()
 
-    # The recipe's two calls (trainer.loop): ``before_credit`` fills the StepBatch field the
-    # estimator's spec names (``self.name``), ``after_credit`` sees the advantages.
+    # The recipe's calls (trainer.loop): ``prepare`` once before RL; then every iteration
+    # ``before_credit`` fills the StepBatch field the estimator's spec names (``self.name``),
+    # ``after_credit`` sees the advantages.
+    def prepare(self, run) -> dict[str, float]:
+        """Fitting done once, after the SFT warm start and before RL (none for an online head)."""
+        return {}
+
     def before_credit(self, rows: Sequence, features: torch.Tensor) -> tuple[np.ndarray, dict[str, float]]:
         """The field's value per row, and the metrics of any fitting done first."""
         return self.predict(rows, features=features), {}
@@ -304,14 +316,31 @@ class ProgressEstimator(_BackboneHead):
 
 
 HEADS = {"value": ValueHead, "progress": ProgressEstimator}
-"""Head kinds an estimator's spec can name (``credit.register(..., head=KIND)``)."""
+"""Head kinds an estimator's spec can name (``credit.register(..., head=KIND)``), in their online mode."""
 
 
-def make_head(kind: str, policy: Policy, trainer_config, seed: int = 0) -> _BackboneHead:
-    """The head of ``kind`` with its config from ``trainer_config.{kind}_head``."""
+def make_head(kind: str, policy: Policy, trainer_config, seed: int = 0):
+    """The head of ``kind`` with its config from ``trainer_config.{kind}_head``: the online head, or with
+    ``mode: reference`` SPA's reference estimator (:class:`trainer.progress.ReferenceProgressEstimator`)."""
     if kind not in HEADS:
         raise ValueError(f"unknown head {kind!r}; known: {', '.join(HEADS)}")
-    return HEADS[kind](policy, getattr(trainer_config, f"{kind}_head"), seed=seed)
+    config = getattr(trainer_config, f"{kind}_head")
+    if config.mode == "reference":
+        from steprl.trainer.progress import ReferenceProgressEstimator
+
+        return ReferenceProgressEstimator(policy, config, token_budget=trainer_config.micro_batch_tokens, seed=seed)
+    return HEADS[kind](policy, config, seed=seed)
+
+
+def make_heads(credit_config, policy: Policy, trainer_config, seed: int = 0) -> dict:
+    """The heads a run fits, by checkpoint component name: ``"head"`` for the one the estimator's spec names
+    (as runs have always saved it), ``"{kind}_head"`` for one only ``credit.reward`` asks for (SPA's
+    progress estimator under ``reward: spa``). Kinds from ``credit_config.heads``; empty when none."""
+    heads = {}
+    for i, kind in enumerate(credit_config.heads):
+        name = "head" if i == 0 and kind == credit_config.spec.head else f"{kind}_head"
+        heads[name] = make_head(kind, policy, trainer_config, seed=seed)
+    return heads
 
 
 def trajectory_codes(traj_ids: Sequence) -> tuple[np.ndarray, int]:

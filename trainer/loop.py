@@ -16,7 +16,9 @@ Per iteration (ARCHITECTURE.md data flow):
   6. checkpoint — every ``run.save_every`` iterations, atomically.
 
 Before the first iteration: an optional SFT warm start on expert steps of the
-train split, then an evaluation (the "SFT start" the README compares against).
+train split, the heads' one-time fitting (SPA's progress estimator with
+``trainer.progress_head.mode=reference``: explore, fit, freeze; trainer/progress.py),
+then an evaluation (the "SFT start" the README compares against).
 
 Beyond one process (docs/distributed.md), all off by default:
   * ``env.executor: ray`` — env workers are Ray actors (envs.ray_vector);
@@ -104,6 +106,34 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def record_credit(rows, estimator: str, advantages, keep=None, details=None) -> None:
+    """Set each row's ``credit`` (``agent.rollout.StepRow.credit``): what the update trained it with.
+
+    ``advantages`` and ``keep`` are the arrays the update got (row order), ``details`` the
+    estimator's per-step quantities (``credit.details``); numbers become plain Python values,
+    NaN and infinities None, so the JSONL round-trips them exactly.
+    """
+    advantage = np.asarray(advantages, dtype=np.float64).tolist()
+    kept = [True] * len(rows) if keep is None else np.asarray(keep, dtype=bool).tolist()
+    columns = {name: _plain_column(values) for name, values in (details or {}).items()}
+    for i, row in enumerate(rows):
+        row.credit = {"estimator": estimator, "advantage": advantage[i], "kept": kept[i],
+                      "details": {name: column[i] for name, column in columns.items()}}
+
+
+def _plain_column(values) -> list:
+    values = np.asarray(values)
+    if values.dtype.kind in "iub":
+        return values.astype(np.int64).tolist()
+    values = values.astype(np.float64)
+    finite = np.isfinite(values)
+    column = values.tolist()
+    if not finite.all():
+        for i in np.flatnonzero(~finite).tolist():
+            column[i] = None
+    return column
+
+
 class _NullLogger:
     """The metrics logger of ranks other than 0: they train, rank 0 writes."""
 
@@ -187,7 +217,7 @@ class RLRun:
         self.builder = PromptBuilder.from_config(self.tokenizer, cfg.agent)
         self.engine = self._make_engine(model_dir)
         self.trainer = (DistributedPolicyTrainer if self.dist is not None else PolicyTrainer)(self.policy, cfg.trainer)
-        self.head = self._make_head()
+        self.heads = self._make_heads()
         n_train = min(cfg.run.rollout_envs, cfg.run.tasks_per_iteration * cfg.run.group_size)
         if cfg.run.rollout_workers > 0:
             from steprl.agent.workers import RolloutWorkers
@@ -208,7 +238,7 @@ class RLRun:
         if self.resume and checkpoint is None:
             raise FileNotFoundError(f"--resume: no checkpoint in {self.run_dir / 'checkpoints'}")
         if checkpoint is not None:
-            components = {"trainer": self.trainer, **({"head": self.head} if self.head is not None else {})}
+            components = {"trainer": self.trainer, **self.heads}
             checkpoint.restore(self.policy, components)
             self.start_iteration = checkpoint.iteration
             self.resumed = True
@@ -242,12 +272,20 @@ class RLRun:
         return make_engine(self.config.agent, path=model_dir, module=self.policy.model, tokenizer=self.tokenizer,
                            seed=self.config.run.seed)
 
-    def _make_head(self):
-        """The head the estimator's spec asks for (SPA's progress estimator, GAE's critic), or None."""
-        from steprl.trainer.heads import make_head
+    def _make_heads(self) -> dict:
+        """The heads the estimator's spec and ``credit.reward`` ask for (SPA's progress estimator, GAE's
+        critic), by checkpoint component name (trainer.heads.make_heads); empty for none."""
+        from steprl.trainer.heads import make_heads
 
-        kind = self.config.credit.spec.head
-        return None if kind is None else make_head(kind, self.policy, self.config.trainer, seed=self.config.run.seed)
+        return make_heads(self.config.credit, self.policy, self.config.trainer, seed=self.config.run.seed)
+
+    def _prepare_heads(self) -> dict[str, float]:
+        """Heads that fit once before RL do it now, on the SFT policy (SPA's estimator with
+        ``trainer.progress_head.mode=reference``: explore, fit, freeze, save); a resumed run reloads them."""
+        stats: dict[str, float] = {}
+        for head in self.heads.values():
+            stats.update(head.prepare(self))
+        return stats
 
     def _sync_weights(self) -> None:
         if getattr(self.engine, "model", None) is not self.policy.model:
@@ -330,21 +368,28 @@ class RLRun:
             batch, faults = self._rollout(tasks.tolist(), seed=int(rng.integers(2**31)))
         metrics = {**batch.metrics(), **faults}
 
-        # 2. credit: the head the estimator's spec names fills its field (SPA's ĉ_t, GAE's V(s_t)),
-        #    then one advantage per step row, the estimator's diagnostics, and the rows it drops
+        # 2. credit: each head fills its field (SPA's ĉ_t, GAE's V(s_t)), credit.reward=spa turns ĉ_t into
+        #    the rewards, then one advantage per step row, the estimator's diagnostics, and the rows it drops
         step_batch = credit.StepBatch.from_rows(batch.rows, text_anchors=cfg.credit.text_anchors)
-        if self.head is not None:
+        features, filled = {}, {}
+        for name, head in self.heads.items():
             with timer("heads"):
-                features = self.head.features(batch.rows)  # one backbone pass serves both head calls
-                filled, head_metrics = self.head.before_credit(batch.rows, features)
+                features[name] = head.features(batch.rows)  # one pass serves both calls of a head
+                filled[name], head_metrics = head.before_credit(batch.rows, features[name])
             metrics.update(head_metrics)
-            step_batch = step_batch.replace(**{self.head.name: filled})
+        if self.heads:
+            step_batch = step_batch.replace(**{head.name: filled[name] for name, head in self.heads.items()})
+        step_batch, reward_metrics = cfg.credit.shape_rewards(step_batch)
+        metrics.update(reward_metrics)
         with timer("credit"):
-            advantages = credit.estimate(cfg.credit.estimator, step_batch, **cfg.credit.params)
+            estimated = credit.estimate(cfg.credit.estimator, step_batch, **cfg.credit.params)
+            # credit.modifier (EMPG) reshapes them for the policy update; a head fits on the estimator's own
+            advantages, modifier_metrics = cfg.credit.modify(step_batch, estimated)
         metrics.update(credit.diagnose(step_batch, advantages, estimator=cfg.credit.estimator, **cfg.credit.params))
-        if self.head is not None:
+        metrics.update(modifier_metrics)
+        for name, head in self.heads.items():
             with timer("heads"):
-                metrics.update(self.head.after_credit(batch.rows, advantages, filled, features))
+                metrics.update(head.after_credit(batch.rows, estimated, filled[name], features[name]))
         threshold = cfg.credit.effective_drop_threshold
         keep = None if threshold is None else credit.keep_mask(advantages, threshold)
         if keep is not None:
@@ -360,11 +405,18 @@ class RLRun:
 
         metrics.update(timer.metrics())
         if self.is_main and (it + 1) % cfg.run.save_episodes_every == 0:
+            # each saved step carries the advantage the update used and the estimator's per-step quantities
+            # (with the estimator's own advantage beside them when credit.modifier reshaped it)
+            details = credit.details(cfg.credit.estimator, step_batch, **cfg.credit.params)
+            if advantages is not estimated:
+                details = {"A_estimator": estimated, **details}
+            record_credit(batch.rows, cfg.credit.estimator, advantages, keep, details)
             batch.save_jsonl(self.run_dir / "episodes" / f"iter_{it + 1:06d}.jsonl")
         return metrics
 
-    def _rollout(self, tasks: list[int], seed: int):
-        """The iteration's episodes and fault counts.
+    def _rollout(self, tasks: list[int], seed: int, *, k: int | None = None, sampling=None):
+        """The iteration's episodes and fault counts (``k`` episodes per task, default ``run.group_size``;
+        ``sampling`` default the agent's).
 
         Rolled out here or on the rollout workers; under torchrun each rank plays its
         share of the tasks and every rank gets the gathered batch.
@@ -372,7 +424,7 @@ class RLRun:
         from steprl.agent.rollout import TrajectoryBatch, derive_seed, rollout
 
         cfg = self.config
-        kwargs = dict(k=cfg.run.group_size, max_turns=cfg.env.max_turns, sampling=cfg.agent.sampling())
+        kwargs = dict(k=k or cfg.run.group_size, max_turns=cfg.env.max_turns, sampling=sampling or cfg.agent.sampling())
         if self.dist is not None:
             from steprl.trainer.distributed import split_tasks
 
@@ -389,7 +441,7 @@ class RLRun:
         if self.dist is not None:
             from steprl.trainer.distributed import gather_batch
 
-            batch = gather_batch(batch, len(tasks), cfg.run.group_size)
+            batch = gather_batch(batch, len(tasks), kwargs["k"])
         return batch, faults
 
     # -- the whole run ----------------------------------------------------------------
@@ -401,10 +453,13 @@ class RLRun:
         cfg = self.config
         t_start = time.perf_counter()
         self.setup()
-        components = {"trainer": self.trainer, **({"head": self.head} if self.head is not None else {})}
+        components = {"trainer": self.trainer, **self.heads}
         try:
-            if not self.resumed:  # a run resumed from iter_000000 already has its SFT warm start
+            if self.resumed:
+                self._prepare_heads()  # reloads what the first start fitted (SPA's reference estimator)
+            else:  # a run resumed from iter_000000 already has its SFT warm start
                 stats = self.sft()
+                stats.update(self._prepare_heads())
                 if self.is_main:
                     stats.update(self.evaluate(0))
                     self.logger.log(0, stats)

@@ -7,6 +7,14 @@ path is ever decoded and re-encoded.
 
 Log-probs are the model's own, ``log_softmax(logits)`` at temperature 1 before
 top-p/top-k, for the sampled token: the quantity the trainer recomputes.
+
+Each completion also carries its mean token entropy (EMPG's step uncertainty,
+docs/credit.md § EMPG): the entropy of the sampling distribution
+``softmax(logits / temperature)`` over the whole vocabulary (before top-k/top-p
+truncation), averaged over the response tokens, computed from the logits the
+sampler already has. Greedy decoding (temperature 0) records the temperature-1
+entropy. ``HFEngine`` computes it exactly; ``VLLMEngine`` from the top-k log-probs
+vLLM returns (an approximation, see its ``entropy_top_k``).
 """
 
 from __future__ import annotations
@@ -35,12 +43,16 @@ class Completion:
         text: ``token_ids`` decoded without special tokens, for parsing and display.
         finish_reason: ``"stop"`` (a stop token was sampled) or ``"length"``
             (``max_new_tokens`` reached first).
+        entropy: mean over the response tokens of the sampling distribution's entropy
+            (nats, after temperature; module docstring); None when the engine did not
+            record it.
     """
 
     token_ids: list[int]
     logprobs: list[float]
     text: str
     finish_reason: FinishReason
+    entropy: float | None = None
 
 
 @dataclass(frozen=True)

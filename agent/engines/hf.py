@@ -2,8 +2,11 @@
 
 A small decode loop instead of ``model.generate`` so that every piece that
 matters for RL is visible: left padding with explicit position ids, the
-sampler (temperature, top-k, top-p, seeded ``torch.Generator``), and the
-log-prob of each sampled token under the model at temperature 1.
+sampler (temperature, top-k, top-p, seeded ``torch.Generator``), the
+log-prob of each sampled token under the model at temperature 1, and the
+entropy of the distribution each token was drawn from (``Completion.entropy``,
+the mean over the response: an exact ``softmax(logits / T)`` entropy over the
+whole vocabulary, from the logits the sampler already holds; no extra forward pass).
 """
 
 from __future__ import annotations
@@ -110,11 +113,14 @@ class HFEngine:
 
         out_tokens = torch.empty((batch, 0), dtype=torch.long, device=device)
         out_logprobs = torch.empty((batch, 0), dtype=torch.float32, device=device)
+        entropy_sum = torch.zeros(batch, dtype=torch.float32, device=device)  # over each row's response tokens
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
         lengths = torch.zeros(batch, dtype=torch.long, device=device)
         for step in range(sampling.max_new_tokens):
             token = _sample(logits, sampling, generator)
-            logprob = torch.log_softmax(logits, dim=-1).gather(-1, token[:, None])[:, 0]
+            log_probs = torch.log_softmax(logits, dim=-1)
+            logprob = log_probs.gather(-1, token[:, None])[:, 0]
+            entropy_sum += _entropy(logits, log_probs, sampling.temperature).masked_fill(finished, 0.0)
             token = torch.where(finished, self.pad_id, token)
             out_tokens = torch.cat([out_tokens, token[:, None]], dim=1)
             out_logprobs = torch.cat([out_logprobs, logprob[:, None]], dim=1)
@@ -126,7 +132,8 @@ class HFEngine:
             position_ids = position_ids[:, -1:] + 1
             past, logits = self._forward(token[:, None], attention_mask, position_ids, past)
 
-        tokens, logprobs, lengths = out_tokens.tolist(), out_logprobs.tolist(), lengths.tolist()
+        tokens, logprobs, entropy_sum, lengths = (out_tokens.tolist(), out_logprobs.tolist(), entropy_sum.tolist(),
+                                                  lengths.tolist())
         completions = []
         for row in range(batch):
             ids = tokens[row][: lengths[row]]
@@ -137,6 +144,7 @@ class HFEngine:
                     logprobs=logprobs[row][: lengths[row]],
                     text=self.tokenizer.decode(ids, skip_special_tokens=True),
                     finish_reason="stop" if stopped else "length",
+                    entropy=max(entropy_sum[row] / max(lengths[row], 1), 0.0),
                 )
             )
         return completions
@@ -208,6 +216,18 @@ class HFEngine:
             written.add(target.data_ptr())
             if tensor.data_ptr() != target.data_ptr():
                 target.data.copy_(tensor)
+
+
+def _entropy(logits: torch.Tensor, log_probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Entropy (nats) of ``softmax(logits / temperature)`` per row, over the whole vocabulary.
+
+    ``log_probs`` are the temperature-1 log-probs already computed; they serve as they are at
+    temperature 1, and at temperature 0 (greedy: the point mass has no entropy, so the model's
+    own temperature-1 distribution is recorded instead).
+    """
+    if temperature not in (0, 1):
+        log_probs = torch.log_softmax(logits / temperature, dim=-1)
+    return -(log_probs.exp() * log_probs).nansum(dim=-1)  # nansum: a -inf logit adds 0·(−inf) → 0
 
 
 def _sample(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator) -> torch.Tensor:

