@@ -351,7 +351,28 @@ def read_result(run: PlannedRun) -> dict | None:
         result = json.loads(path.read_text())
     except json.JSONDecodeError:
         return None
-    return result if (result.get("key"), result.get("eval_key")) == (run.key, run.eval_key) else None
+    if result.get("eval_key") != run.eval_key:
+        return None
+    return result if result.get("key") == run.key or _same_config(run) else None
+
+
+def _same_config(run: PlannedRun) -> bool:
+    """Whether the run directory's saved config, read by today's code, is the planned one.
+
+    A key is a digest of the whole config, so a setting added to the code since (with its
+    default) changes every key; the saved config, validated again, gets that default too and
+    still equals the plan. (A run it needs is checked on its own, not through this one.)
+    """
+    from steprl.trainer.run_config import RunConfig
+
+    job = run.run_dir / JOB
+    try:
+        saved = json.loads(job.read_text())["config"]
+        stored = RunConfig.model_validate(saved)
+    except (OSError, KeyError, TypeError, json.JSONDecodeError, ValidationError):
+        return False
+    root = run.run_dir.parent.parent
+    return _identity(stored, root) == _identity(run.config, root)
 
 
 def run_state(run: PlannedRun) -> tuple[str, int | None]:
@@ -366,6 +387,8 @@ def run_state(run: PlannedRun) -> tuple[str, int | None]:
         return "fresh", None
     saved = json.loads(job.read_text()).get("key") if job.is_file() else None
     checkpoints = list_checkpoints(run.run_dir)
+    if saved is not None and saved != run.key and _same_config(run):
+        saved = run.key
     if saved == run.key and checkpoints:
         return "resume", int(checkpoints[-1].name.split("_")[-1])
     return ("stale" if saved not in (None, run.key) or checkpoints else "fresh"), None

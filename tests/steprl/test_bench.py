@@ -309,3 +309,26 @@ def test_sigterm_of_the_harness_ends_its_runs(tmp_path):
     assert proc.returncode != 0
     time.sleep(1.0)  # the toy run alone takes over 10 s more: an orphan would still be alive
     assert runs_alive() == []
+
+
+@pytest.mark.slow
+def test_a_setting_added_to_the_code_since_keeps_finished_runs(toy_bench):
+    """A run made before a config field existed is still reused; a run whose saved config differs is not."""
+    path, tree, _, _, _ = toy_bench
+    grpo = tree / "grpo"
+    job_text, result_text = (grpo / "job.json").read_text(), (grpo / "result.json").read_text()
+    try:
+        job, result = json.loads(job_text), json.loads(result_text)
+        del job["config"]["agent"]["tool_schemas"]  # as an older steprl wrote it
+        job["key"] = result["key"] = "0" * 16  # and the digest that older config gave
+        (grpo / "job.json").write_text(json.dumps(job))
+        (grpo / "result.json").write_text(json.dumps(result))
+        run = next(r for r in bench.plan_suite(bench.load_suite(path), tree.parent.parent) if r.row == "grpo")
+        assert run.key != "0" * 16
+        assert bench.read_result(run) is not None and bench.run_state(run) == ("finished", None)
+        job["config"]["trainer"]["lr"] = 0.5  # a real difference
+        (grpo / "job.json").write_text(json.dumps(job))
+        assert bench.read_result(run) is None and bench.run_state(run) == ("stale", None)
+    finally:
+        (grpo / "job.json").write_text(job_text)
+        (grpo / "result.json").write_text(result_text)
