@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from html.parser import HTMLParser
 
 import numpy as np
@@ -20,6 +19,7 @@ import pytest
 from steprl import credit
 from steprl.agent.rollout import StepRow, TrajectoryBatch
 from steprl.cli import main as steprl_main
+from tests.evaluation.test_viewer import browser  # noqa: F401  (the module's Chromium fixture)
 from steprl.evaluation import write_viewer
 from steprl.trainer.loop import record_credit
 
@@ -169,8 +169,6 @@ def test_steprl_view_takes_a_heads_field_from_a_run_that_trained_it(tmp_path):
 
 
 # -- end to end: one GiGPO iteration of the recipe, read back in Chromium ------------------------------
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
@@ -213,21 +211,6 @@ def test_a_gigpo_iteration_saves_each_steps_trained_advantage_and_details(gigpo_
     # the saved rows are enough to recompute the same credit offline
     again = credit.estimate("gigpo", credit.StepBatch.from_rows(rows), gamma=0.9, step_weight=0.5)
     assert again.tolist() == saved.tolist()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install playwright)")
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        pytest.skip("no chromium on PATH (apt-get install -y chromium)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.mark.slow
