@@ -25,6 +25,12 @@ goes to ``log.txt`` there), which writes ``result.json`` when done. A rerun reus
 whose ``result.json`` has the same config hash, resumes a run with checkpoints from its
 latest one, and starts afresh a run whose config changed.
 
+The table's JSON keeps every finished run's ``result.json`` and config under ``runs``, so a
+suite carries over to a fresh checkout (``runs/`` is not committed): a run whose directory
+is gone is reused from there when its saved config is the planned one. If a run still to
+do starts from such a run (a method from its seed's SFT start), that run is redone first
+and the harness says whether the redone figures and weights equal the archived ones.
+
 Left out on purpose: anything but success rates in the table (the per-run reports under
 ``eval_greedy/`` and ``eval_sampled/`` have turns, invalid actions and intervals per seed),
 scheduling across machines, and early stopping.
@@ -53,7 +59,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from steprl.loader import ConfigError, format_validation_error, load_config, read_yaml_mapping
 
 __all__ = ["Suite", "load_suite", "PlannedRun", "plan_suite", "run_suite", "build_table", "table_markdown",
-           "t_interval", "run_job", "SFT_START", "SFT_PLATEAU"]
+           "t_interval", "run_job", "load_archive", "attach_archive", "SFT_START", "SFT_PLATEAU"]
 
 SFT_START = "sft_start"
 SFT_PLATEAU = "sft_plateau"
@@ -245,6 +251,9 @@ class PlannedRun:
     """Hash of the final evaluation's settings."""
     eval_temperature: float
     """Temperature of the sampled evaluation."""
+    archived: dict | None = None
+    """This run's entry in the suite's committed table (``{"result": ..., "config": ...}``), if there is one: a run
+    whose directory is gone (``runs/`` is not committed) is reused from it when its config is the planned one."""
 
     @property
     def id(self) -> str:
@@ -343,7 +352,23 @@ def _digest(data: Any) -> str:
 
 
 def read_result(run: PlannedRun) -> dict | None:
-    """The run's ``result.json`` if it is there and was made from the same config and evaluation, else None."""
+    """The run's ``result.json`` if it is there and was made from the same config and evaluation; if the run has no
+    directory, its archived result (from the committed table, marked ``"archived": True``) under the same
+    conditions; else None."""
+    if run.run_dir.exists():  # a directory (finished, interrupted or stale) speaks for the run
+        return _disk_result(run)
+    entry = run.archived
+    if not entry or not isinstance(entry.get("result"), dict):
+        return None
+    result = entry["result"]
+    if result.get("eval_key") != run.eval_key:
+        return None
+    if result.get("key") == run.key or _same_saved_config(entry.get("config"), run):
+        return {**result, "archived": True}
+    return None
+
+
+def _disk_result(run: PlannedRun) -> dict | None:
     path = run.run_dir / RESULT
     if not path.is_file():
         return None
@@ -356,6 +381,22 @@ def read_result(run: PlannedRun) -> dict | None:
     return result if result.get("key") == run.key or _same_config(run) else None
 
 
+def load_archive(results_dir: str | Path, suite_name: str) -> dict[str, dict]:
+    """``{run id: {"result", "config"}}`` from the suite's committed table ``RESULTS/<suite>.json`` (empty if none)."""
+    path = Path(results_dir) / f"{suite_name}.json"
+    try:
+        runs = json.loads(path.read_text()).get("runs") or {}
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return {}
+    return runs if isinstance(runs, dict) else {}
+
+
+def attach_archive(runs: Sequence[PlannedRun], archive: dict[str, dict]) -> None:
+    """Give each planned run its archived entry (see :attr:`PlannedRun.archived`)."""
+    for run in runs:
+        run.archived = archive.get(run.id)
+
+
 def _same_config(run: PlannedRun) -> bool:
     """Whether the run directory's saved config, read by today's code, is the planned one.
 
@@ -363,28 +404,39 @@ def _same_config(run: PlannedRun) -> bool:
     default) changes every key; the saved config, validated again, gets that default too and
     still equals the plan. (A run it needs is checked on its own, not through this one.)
     """
-    from steprl.trainer.run_config import RunConfig
-
     job = run.run_dir / JOB
     try:
         saved = json.loads(job.read_text())["config"]
+    except (OSError, KeyError, TypeError, json.JSONDecodeError):
+        return False
+    return _same_saved_config(saved, run)
+
+
+def _same_saved_config(saved: Any, run: PlannedRun) -> bool:
+    """Whether a saved config (JSON data), validated by today's code, is the run's planned config."""
+    from steprl.trainer.run_config import RunConfig
+
+    if not isinstance(saved, dict):
+        return False
+    try:
         stored = RunConfig.model_validate(saved)
-    except (OSError, KeyError, TypeError, json.JSONDecodeError, ValidationError):
+    except (ValidationError, TypeError, ValueError):
         return False
     root = run.run_dir.parent.parent
     return _identity(stored, root) == _identity(run.config, root)
 
 
 def run_state(run: PlannedRun) -> tuple[str, int | None]:
-    """``(state, iteration)``: ``finished``, ``resume`` (from the latest checkpoint's iteration), ``fresh`` or ``stale``
-    (the directory holds a run of another config, which is replaced)."""
+    """``(state, iteration)``: ``finished``, ``resume`` (from the latest checkpoint's iteration), ``archived``
+    (no directory; reused from the committed table, redone from scratch if a run to do starts from it), ``fresh`` or
+    ``stale`` (the directory holds a run of another config, which is replaced)."""
     from steprl.trainer.checkpoint import list_checkpoints
 
+    if not run.run_dir.exists():
+        return ("archived" if read_result(run) is not None else "fresh"), None
     if read_result(run) is not None:
         return "finished", None
     job = run.run_dir / JOB
-    if not run.run_dir.exists():
-        return "fresh", None
     saved = json.loads(job.read_text()).get("key") if job.is_file() else None
     checkpoints = list_checkpoints(run.run_dir)
     if saved is not None and saved != run.key and _same_config(run):
@@ -453,15 +505,34 @@ def run_suite(suite: Suite, runs: Sequence[PlannedRun], *, jobs: int = 1, say: C
     commit = git_commit()
     outcome: dict[str, str] = {}
     pending: list[PlannedRun] = []
+    archived: dict[str, dict] = {}
     for run in runs:
-        if read_result(run) is not None:
-            outcome[run.id] = "reused"
-        else:
+        result = read_result(run)
+        if result is None:
             pending.append(run)
+        else:
+            outcome[run.id] = "reused"
+            if result.get("archived"):
+                archived[run.id] = result
+    # a run to do that starts from an archived run (its directory, and so its weights, gone) needs that run redone:
+    # deterministic on the same machine, so the redone figures are checked against the archived ones below
+    redo = set()
+    frontier = [n for run in pending for n in run.needs]
+    while frontier:
+        need = frontier.pop()
+        if need in archived and need not in redo:
+            redo.add(need)
+            frontier.extend(next(r for r in runs if r.id == need).needs)
+    for run in runs:
+        if run.id in redo:
+            del outcome[run.id]
+            say(f"redo    {run.id}: archived, but its directory is gone and a run starts from it")
+    pending = [run for run in runs if run.id not in outcome]
     total = len(runs)
     for run in runs:
         if outcome.get(run.id) == "reused":
-            say(f"reused  {run.id}: {_figures(read_result(run))}")
+            result = read_result(run)
+            say(f"reused  {run.id}: {_figures(result)}" + (" (from the committed table)" if result.get("archived") else ""))
     counter = iter(range(total - len(pending) + 1, total + 1))
     running: dict[str, tuple[PlannedRun, subprocess.Popen, float, int, Any]] = {}
     env = {**os.environ, "TQDM_DISABLE": "1"}  # no progress bars in the runs' logs
@@ -500,6 +571,8 @@ def run_suite(suite: Suite, runs: Sequence[PlannedRun], *, jobs: int = 1, say: C
                     resumed = f", resumed at iteration {at}" if at is not None else ""
                     minutes = (time.perf_counter() - started) / 60
                     say(f"[{index}/{total}] done  {run_id}: {_figures(result)} ({minutes:.1f} min{resumed})")
+                    if run_id in archived:
+                        say(f"        {run_id} {_compare_redo(archived[run_id], result)}")
                 else:
                     outcome[run_id] = "failed"
                     tail = (run.run_dir / LOG).read_text(errors="replace").splitlines()[-15:]
@@ -515,6 +588,18 @@ def run_suite(suite: Suite, runs: Sequence[PlannedRun], *, jobs: int = 1, say: C
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return outcome
+
+
+def _compare_redo(before: dict, after: dict) -> str:
+    """Whether a redone run reproduced its archived figures (success rates and, for an SFT row, the weights)."""
+    fields = [("greedy", lambda r: r["greedy"]["success_rate"]), ("sampled", lambda r: r["sampled"]["success_rate"]),
+              ("eval at start", lambda r: r.get("eval_at_start")),
+              ("start weights", lambda r: r.get("start_weights_sha256")),
+              ("final weights", lambda r: r["greedy"].get("weights_sha256"))]
+    differ = [name for name, get in fields if get(before) is not None and get(before) != get(after)]
+    if not differ:
+        return "reproduces its archived figures exactly"
+    return "WARNING: differs from its archived run in " + ", ".join(differ) + " (archived: " + _figures(before) + ")"
 
 
 def _interrupt_on_sigterm():
@@ -711,6 +796,7 @@ def build_table(suite: Suite, runs: Sequence[PlannedRun], *, suite_path: str | P
             "start_weights_sha256": {str(run.seed): r["start_weights_sha256"] for run, r in mine},
             "resumed_at": {str(run.seed): r["resumed_at"] for run, r in mine if r.get("resumed_at") is not None},
             "commits": sorted({r["commit"] for _, r in mine}),
+            "archived": sorted(str(run.seed) for run, r in mine if r.get("archived")),
         })
     by_row = {r["row"]: r for r in rows}
     differences = []
@@ -746,7 +832,20 @@ def build_table(suite: Suite, runs: Sequence[PlannedRun], *, suite_path: str | P
         "differences": differences,
         "start_check": start_check,
         "missing": missing,
+        "runs": {run.id: {"result": {k: v for k, v in results[run.id].items() if k != "archived"},
+                          "config": _saved_config(run, results[run.id])}
+                 for run in runs if results[run.id] is not None},
     }
+
+
+def _saved_config(run: PlannedRun, result: dict) -> Any:
+    """The config a result was made from: the run directory's ``job.json``, or the archive's copy."""
+    if result.get("archived"):
+        return (run.archived or {}).get("config")
+    try:
+        return json.loads((run.run_dir / JOB).read_text())["config"]
+    except (OSError, KeyError, TypeError, json.JSONDecodeError):
+        return run.config.model_dump(mode="json")
 
 
 def table_markdown(table: dict) -> str:
@@ -773,7 +872,8 @@ def table_markdown(table: dict) -> str:
     for r in table["rows"]:
         wall = [v for v in r["wall_s"].values() if v is not None and not math.isnan(v)]
         steps = list(r["env_steps"].values())
-        cells = [labels.get(r["row"], r["row"]) + (" †" if r["resumed_at"] else ""), _mean_ci(r["greedy"]),
+        marks = (" †" if r["resumed_at"] else "") + (" ‡" if r.get("archived") else "")
+        cells = [labels.get(r["row"], r["row"]) + marks, _mean_ci(r["greedy"]),
                  _mean_ci(r["sampled"]), _per_seed(r["greedy"], seeds), _per_seed(r["sampled"], seeds),
                  f"{sum(wall) / len(wall) / 60:.1f}" if wall else "–",
                  f"{sum(steps) / len(steps):,.0f}" if steps else "–"]
@@ -792,6 +892,11 @@ def table_markdown(table: dict) -> str:
     ]
     if any(r["resumed_at"] for r in table["rows"]):
         lines.append("† resumed from a checkpoint (its wall time counts the iterations it kept, once).")
+    if any(r.get("archived") for r in table["rows"]):
+        lines.append("‡ seeds " + "; ".join(f"{r['row']}: {', '.join(r['archived'])}" for r in table["rows"]
+                                            if r.get("archived"))
+                     + " reused from this table's earlier version (`runs` in the JSON): their run directories were "
+                       "not present, their saved configs equal the plan.")
     bad = [k for k, ok in table["start_check"].items() if not ok]
     if bad:
         lines.append(f"WARNING: these runs did not start from their seed's SFT start: {', '.join(bad)}.")

@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--threads {args.threads}: give 1 or more")
     suite = bench.load_suite(args.suite)
     runs = bench.plan_suite(suite, args.out, jobs=args.jobs, threads=args.threads)
+    bench.attach_archive(runs, bench.load_archive(args.results, suite.name))
     selected = select(runs, suite, args.seeds, args.methods)
     if args.dry_run:
         print(bench.describe_plan(suite, selected))

@@ -332,3 +332,51 @@ def test_a_setting_added_to_the_code_since_keeps_finished_runs(toy_bench):
     finally:
         (grpo / "job.json").write_text(job_text)
         (grpo / "result.json").write_text(result_text)
+
+
+@pytest.mark.slow
+def test_a_fresh_checkout_reuses_the_committed_table_and_redoes_a_needed_start(toy_bench, tmp_path, capsys):
+    """runs/ is not committed: the table's JSON carries each run's result and config, so a checkout without the run
+    directories reuses them; a new method redoes its seed's SFT start (same weights and figures, checked)."""
+    import shutil
+
+    path, tree, results, _, _ = toy_bench
+    committed = tmp_path / "results"
+    shutil.copytree(results, committed)
+    table = json.loads((committed / "toy.json").read_text())
+    assert set(table["runs"]) == {"seed0/sft_start", "seed0/sft_plateau", "seed0/gigpo", "seed0/grpo"}
+    assert table["runs"]["seed0/grpo"]["config"]["credit"]["estimator"] == "grpo"
+    out_dir = tmp_path / "runs"  # a fresh checkout: no run directories
+    assert main(["bench", str(path), "--dry-run", "--out", str(out_dir), "--results", str(committed)]) == 0
+    assert capsys.readouterr().out.count("[archived]") == 4
+
+    code, out, wall = invoke(str(path), "--out", str(out_dir), "--results", str(committed))
+    assert code == 0 and out.count("(from the committed table)") == 4 and "start seed0/" not in out
+    again = json.loads((committed / "toy.json").read_text())
+    for before, after in zip(table["rows"], again["rows"]):
+        assert after["greedy"]["per_seed"] == before["greedy"]["per_seed"]
+        assert after["sampled"]["per_seed"] == before["sampled"]["per_seed"] and after["archived"] == ["0"]
+    assert again["runs"] == table["runs"] and again["start_check"] == table["start_check"]
+    assert "‡" in (committed / "toy.md").read_text() and not out_dir.joinpath("toy").exists()
+
+    # a changed row is not taken from the archive
+    data = yaml.safe_load(path.read_text())
+    data["methods"]["grpo"]["overrides"].append("trainer.lr=2e-4")
+    data["methods"]["rloo"] = {"overrides": ["credit.estimator=rloo"]}
+    grown = path.with_name("grown.yaml")
+    grown.write_text(yaml.safe_dump(data))
+    assert main(["bench", str(grown), "--dry-run", "--out", str(out_dir), "--results", str(committed)]) == 0
+    plan = capsys.readouterr().out
+    assert "seed0/grpo               [fresh]" in plan and "seed0/rloo               [fresh]" in plan
+    assert plan.count("[archived]") == 3
+
+    # a new method starts from the SFT start, whose directory is gone: it is redone, and reproduces the archive
+    code, out, _ = invoke(str(grown), "--out", str(out_dir), "--results", str(committed), "--methods", "rloo")
+    assert code == 0, out
+    assert "redo    seed0/sft_start" in out and "seed0/sft_start reproduces its archived figures exactly" in out
+    assert "done  seed0/rloo" in out and "start seed0/gigpo" not in out
+    final = json.loads((committed / "toy.json").read_text())
+    rows = {r["row"]: r for r in final["rows"]}
+    assert rows["sft_start"]["archived"] == [] and rows["gigpo"]["archived"] == ["0"]
+    assert final["start_check"]["seed0/rloo"] is True and final["start_check"]["seed0/gigpo"] is True
+    assert "seed0/grpo" in final["missing"]  # changed, not run here, not taken from the archive
