@@ -34,7 +34,9 @@ class CreditConfig(BaseModel):
     reference form)."""
     reward_params: dict[str, Any] = Field(default_factory=dict)
     """With ``reward: spa``: keyword parameters of ``credit.spa.stepwise_reward``: ``alpha`` (1.0),
-    ``beta`` (0.5), ``grounding`` (``"valid"``, or ``"reference"``: the last step always counts as grounded)."""
+    ``beta`` (0.5), ``grounding`` (``"valid"``, or ``"reference"``: the last step always counts as grounded),
+    ``sum_to_outcome`` (False; True shifts each trajectory's ĉ_t to sum to its actual reward, so online RL
+    cannot exploit the frozen estimator)."""
 
     @model_validator(mode="after")
     def _known_estimator_and_params(self) -> "CreditConfig":

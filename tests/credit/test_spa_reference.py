@@ -32,6 +32,26 @@ def test_reference_grounding_counts_the_last_step_always():
     assert not np.allclose(credit.estimate("spa", b, grounding="reference"), credit.estimate("spa", b))
 
 
+def test_sum_to_outcome_shifts_each_trajectorys_contributions_to_its_reward():
+    b = batch()
+    # a: ĉ = 0.1, 0.2, 0.3 (sum 0.6), R = 1 → each + 0.4/3; b: ĉ = 0.4 (step 1), −0.5 (step 0), R = 0 → each + 0.1/2
+    shifted = credit.spa.stepwise_reward(b, beta=0.0, sum_to_outcome=True)
+    np.testing.assert_allclose(shifted, [0.1 + 0.4 / 3, 0.2 + 0.4 / 3, 0.3 + 0.4 / 3, 0.4 + 0.05, -0.5 + 0.05],
+                               rtol=0, atol=1e-15)
+    sums = np.bincount(b.traj_code, weights=shifted)
+    np.testing.assert_allclose(sums, np.bincount(b.traj_code, weights=np.asarray(b.reward, float)), atol=1e-15)
+    # an estimator that overrates every step by the same amount gives exactly the same rewards
+    inflated = credit.StepBatch(b.group_id, b.traj_id, b.step, b.reward, ["s"] * len(ROWS), valid=b.valid,
+                                progress=np.asarray(b.progress) + 7.0)
+    np.testing.assert_allclose(credit.spa.stepwise_reward(inflated, beta=0.0, sum_to_outcome=True), shifted,
+                               atol=1e-12)
+    # grounding still adds on top, α scales the shifted contributions; the default leaves ĉ as it is
+    np.testing.assert_allclose(credit.spa.stepwise_reward(b, alpha=2.0, beta=0.5, sum_to_outcome=True),
+                               2 * shifted + 0.5 * credit.spa.grounding_signal(b), atol=1e-15)
+    assert not np.allclose(credit.spa.stepwise_reward(b, beta=0.0), shifted)
+    CreditConfig(estimator="gae", reward="spa", reward_params={"sum_to_outcome": True, "beta": 0.0})
+
+
 @pytest.mark.parametrize("estimator, params", [("grpo", {}), ("gae", {"gamma": 0.99, "lam": 0.95}),
                                                ("gigpo", {"gamma": 0.95})])
 def test_reward_spa_feeds_the_stepwise_reward_to_any_estimator(estimator, params):
