@@ -197,11 +197,15 @@ def newer_estimators(only: tuple[str, ...] = NEWER) -> None:
         advantages = credit.estimate("gigpo", batch)
         best = min(_timed(lambda: credit.empg(batch, advantages)) for _ in range(5))
         print(f"  empg (modifier on gigpo's advantages, k=1, k_f=1, zeta=0.1): {best:.3f} s")
-    # ProxMO's soft grouping reads the observation text (TF-IDF); its rows come with text anchors
+    # ProxMO's soft grouping reads the observation text (TF-IDF); its rows come with text anchors. Each run gets
+    # a new batch of new strings (built untimed), as each trainer iteration does: a reused batch would keep its
+    # texts' hashes (StepBatch.anchor_key, cached on the batch) from the first run and skip hashing them
     if "proxmo" in only:
-        text_batch = batch.replace(anchor=make_anchors(rollouts, "text"))
-        best = min(_timed(lambda: credit.estimate("proxmo", text_batch)) for _ in range(3))
-        print(f"  proxmo {{'mode': 'soft_grouping'}} (text anchors, best of 3): {best:.3f} s")
+        runs = []
+        for _ in range(3):
+            text_batch = batch.replace(anchor=make_anchors(rollouts, "text"))
+            runs.append(_timed(lambda: credit.estimate("proxmo", text_batch)))
+        print(f"  proxmo {{'mode': 'soft_grouping'}} (text anchors, new batch per run, best of 3): {min(runs):.3f} s")
 
 
 def _timed(fn) -> float:

@@ -36,25 +36,36 @@ Speed (``benchmarks/credit_speed.py --only proxmo``): the soft grouping works pe
 distinct text) cell, with numpy throughout: chunks of texts are tokenized at once (no regex,
 no Python loop per text), tokens become exact term ids through direct-mapped tables, and
 each group's similarities come from a dense block of the terms that two or more of its
-tokens share, in batched matrix products (``_soft_baseline``, ``_Chunk``, ``_Terms``).
+tokens share (one column for the terms with the same counts in all its units, as a template's
+words have), in batched matrix products (``_soft_baseline``, ``_Chunk``, ``_Terms``). The
+rows go in parts of whole groups that credit's background thread and the caller take in
+turn, on two cores (``_soft_counts``, ``_Part``): first each part finds its cells and
+counts their terms (steps 1-3 run as one more job beside them), then, the vocabulary and
+idf known, each part's similarities. numpy's calls release the GIL; the string work that
+holds it is kept small (the texts are hashed once, up front; lowercasing and the word test
+are numpy operations). The results do not depend on which thread took which part.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import re
+import threading
 
 import numpy as np
 
 from .batch import (
     StepBatch,
+    WorkPool,
     check_finite,
     check_positive,
     check_unit_interval,
     discounted_suffix_sum,
     factorize,
     factorize_pairs,
+    in_background,
     normalize_in_groups,
     trajectory_sums,
 )
@@ -125,6 +136,33 @@ def _compute(batch: StepBatch, gamma: float, step_advantage_w: float, mode: str,
         if parts is not None:
             parts.update({key: np.zeros(0) for key in ("R_tau", "psc_scale", "A_E", "R_t", step_key, "A_S")})
         return np.zeros(0)
+    level = (batch, gamma, mode, enable_psc, psc_alpha, psc_beta, epsilon, invalid_penalty)
+    if mode == "soft_grouping":  # steps 1-3 go to the threads with the soft grouping's first pass
+        texts = batch.anchor if not isinstance(batch.anchor, np.ndarray) else [str(a) for a in batch.anchor]
+        counts, (score, psc_scale, episode, step_return) = _soft_counts(
+            batch, texts, max_features, functools.partial(_episode_level, *level))
+        step_extra = _soft_baseline(batch, counts, step_return, temperature)
+        step = step_return - step_extra
+    else:
+        score, psc_scale, episode, step_return = _episode_level(*level)
+        group = batch.canonical(batch.group_code)
+        anchor_code, _ = factorize(batch.anchor, "anchor")
+        code, n_codes = factorize_pairs(group, batch.n_groups, batch.canonical(anchor_code))
+        step = batch.to_rows(normalize_in_groups(batch.canonical(step_return), code, n_codes,
+                                                 "mean_std" if mode == "mean_std_norm" else "mean", epsilon,
+                                                 singleton_rule="zero"))
+        step_extra = batch.to_rows(np.bincount(code, minlength=n_codes)[code]) if parts is not None else None
+    episode = batch.to_rows(episode)
+    if parts is not None:
+        parts.update({"R_tau": batch.to_rows(score),
+                      "psc_scale": np.ones(n) if psc_scale is None else batch.to_rows(psc_scale),
+                      "A_E": episode, "R_t": step_return, step_key: step_extra, "A_S": step})
+    return episode + step_advantage_w * step
+
+
+def _episode_level(batch: StepBatch, gamma: float, mode: str, enable_psc: bool, psc_alpha: float, psc_beta: float,
+                   epsilon: float, invalid_penalty: float):
+    """Steps 1-3: (R(τ), PSC factor or None, episode advantage: canonical order; step returns: row order)."""
     reward = batch.canonical(penalized_reward(batch, invalid_penalty))  # canonical order from here on
     group = batch.canonical(batch.group_code)
 
@@ -142,25 +180,8 @@ def _compute(batch: StepBatch, gamma: float, step_advantage_w: float, mode: str,
         psc_scale = np.where(score > 0.5, success_weight[group], failure_weight[group])
         episode = episode * psc_scale
 
-    # 3-4. step level (in row order from here on)
-    step_return = batch.to_rows(discounted_suffix_sum(batch, reward, gamma))
-    if mode == "soft_grouping":
-        texts = batch.anchor if not isinstance(batch.anchor, np.ndarray) else [str(a) for a in batch.anchor]
-        step_extra = _soft_baseline(batch, texts, step_return, temperature, max_features)
-        step = step_return - step_extra
-    else:
-        anchor_code, _ = factorize(batch.anchor, "anchor")
-        code, n_codes = factorize_pairs(group, batch.n_groups, batch.canonical(anchor_code))
-        step = batch.to_rows(normalize_in_groups(batch.canonical(step_return), code, n_codes,
-                                                 "mean_std" if mode == "mean_std_norm" else "mean", epsilon,
-                                                 singleton_rule="zero"))
-        step_extra = batch.to_rows(np.bincount(code, minlength=n_codes)[code]) if parts is not None else None
-    episode = batch.to_rows(episode)
-    if parts is not None:
-        parts.update({"R_tau": batch.to_rows(score),
-                      "psc_scale": np.ones(n) if psc_scale is None else batch.to_rows(psc_scale),
-                      "A_E": episode, "R_t": step_return, step_key: step_extra, "A_S": step})
-    return episode + step_advantage_w * step
+    # 3. step returns (row order)
+    return score, psc_scale, episode, batch.to_rows(discounted_suffix_sum(batch, reward, gamma))
 
 
 def _sigmoid(x):
@@ -192,7 +213,7 @@ def sparse_tfidf(texts, max_features: int = 1024):
     copies = np.bincount(codes, minlength=n_unique)
     units = [texts[i] for i in first.tolist()]
     terms = _Terms()
-    pieces = [terms.tokenize(units[a:b])[:2] for a, b in _spans(units, np.arange(n_unique), np.arange(1, n_unique + 1))]
+    pieces = [terms.tokenize(units[a:b])[:2] for a, b in _spans(units, None, np.arange(1, n_unique + 1), n_unique)]
     per_unit = np.concatenate([np.diff(indptr) for indptr, _ in pieces]) if pieces else np.zeros(0, dtype=np.int64)
     ids = np.concatenate([ids for _, ids in pieces]) if pieces else np.zeros(0, dtype=np.int64)
     totals = np.bincount(ids, weights=np.repeat(copies.astype(np.float64), per_unit), minlength=terms.space)
@@ -218,68 +239,141 @@ def sparse_tfidf(texts, max_features: int = 1024):
     return codes, vocabulary, (indptr, column, data)
 
 
-def _soft_baseline(batch: StepBatch, texts, step_return: np.ndarray, temperature: float,
-                   max_features: int) -> np.ndarray:
+def _soft_counts(batch: StepBatch, texts, max_features: int, also):
+    """The soft grouping's first pass: ((the parts, with their term counts; idf per _Terms id or None
+    without words), what `also` returned).
+
+    The rows go in parts of whole groups with about ``_CHUNK_CHARS`` characters of text
+    (:class:`_Part`), which credit's background thread and this one take in turn (and the
+    job `also`), each with its own term ids (a :class:`_Terms` per thread); the vocabulary,
+    document frequencies and idf come from all parts' counts, the threads' ids merged by
+    string. The texts are hashed first (``StepBatch.anchor_key``): Python's string hash
+    holds the GIL, which the threads need between their numpy calls.
+    """
+    n = len(batch)
+    order = None if batch.rows_by_group else np.argsort(batch.group_code, kind="stable")  # rows group by group
+    keys = batch.anchor_key
+    made: dict[int, _Terms] = {}
+
+    def count(a: int, b: int) -> _Part:
+        terms = made.get(threading.get_ident())
+        if terms is None:
+            terms = made[threading.get_ident()] = _Terms()
+        return _Part(terms, texts, batch.group_code, keys, order, a, b)
+
+    ends = np.cumsum(np.bincount(batch.group_code, minlength=batch.n_groups))
+    spans = _spans(texts, order, ends, n)
+    also, *parts = _in_parallel(n, [also, *(functools.partial(count, a, b) for a, b in spans)])
+    every = list(made.values())
+    totals, df = [], []
+    for terms in every:
+        chunks = [part.chunk for part in parts if part.terms is terms]
+        term_ids = np.concatenate([chunk.term_ids for chunk in chunks])
+        totals.append(np.bincount(term_ids, weights=np.concatenate([chunk.term_totals for chunk in chunks]),
+                                  minlength=terms.space))
+        df.append(np.bincount(term_ids, weights=np.concatenate([chunk.term_df for chunk in chunks]),
+                              minlength=terms.space))
+    vocabulary, columns = _vocabulary(every, totals, max_features)
+    if not vocabulary:
+        return (parts, None), also
+    listed = [np.flatnonzero(column[:d.size] >= 0) for column, d in zip(columns, df)]
+    term_df = np.zeros(len(vocabulary))
+    for column, d, these in zip(columns, df, listed):  # ids of a term add up
+        term_df += np.bincount(column[these], weights=d[these], minlength=len(vocabulary))
+    term_idf = np.log((1 + n) / (1 + term_df)) + 1.0
+    idf = {}  # per _Terms: idf per id (0: not in the vocabulary)
+    for terms, column, d, these in zip(every, columns, df, listed):
+        idf[id(terms)] = np.zeros(d.size)
+        idf[id(terms)][these] = term_idf[column[these]]
+    return (parts, idf), also
+
+
+def _soft_baseline(batch: StepBatch, counts, step_return: np.ndarray, temperature: float) -> np.ndarray:
     """b_i = Σ_j softmax_j(sim(o_i, o_j)/τ) R_j over the rows j of i's group, row order.
 
     Rows of a group with the same text share their similarities, so the work is per (group,
     text) cell ("unit"), and cell j weighs in with its n_j rows: b = Σ_j e^{s_ij/τ} ΣR_j /
-    Σ_j e^{s_ij/τ} n_j. The cells go through in chunks of whole groups with about
+    Σ_j e^{s_ij/τ} n_j. The units go through in parts of whole groups with about
     ``_CHUNK_CHARS`` characters of text (the temporary arrays stay cache-sized, and below
-    glibc's mmap threshold, so they are not page-faulted in anew each time), twice: tokenize
-    and count the terms of each group (:class:`_Chunk`); then, the vocabulary and document
-    frequencies known, the similarities. No sort of the tokens anywhere.
+    glibc's mmap threshold, so they are not page-faulted in anew each time), twice: find
+    the units, tokenize and count the terms of each group (:func:`_soft_counts`); then,
+    the vocabulary and document frequencies known, the similarities (here). Both passes
+    share the parts between credit's background thread and this one. No sort of the
+    tokens anywhere.
     """
-    cell, n_cells = factorize_pairs(batch.group_code, batch.n_groups, batch.anchor_key)
-    cell_rows = np.bincount(cell, minlength=n_cells)
-    cell_return = np.bincount(cell, weights=step_return, minlength=n_cells)
-    # one text per cell, read at its first row; cells by group, then first row (strings in memory order)
-    n = len(batch)
-    first = np.empty(n_cells, dtype=np.int64)
-    first[cell[::-1]] = np.arange(n - 1, -1, -1)  # a row of each cell (numpy writes in order: the first)
-    is_first = np.zeros(n, dtype=bool)
-    is_first[first] = True
-    rows = np.flatnonzero(is_first)
-    rows = rows[np.argsort(batch.group_code[rows], kind="stable")]
-    unit_cell, unit_group = cell[rows], batch.group_code[rows]
-    copies, unit_return = cell_rows[unit_cell], cell_return[unit_cell]
-    terms = _Terms()
-    chunks = [_Chunk(terms, texts, rows[a:b], unit_group[a:b], copies[a:b], unit_return[a:b], a)
-              for a, b in _spans(texts, rows, np.cumsum(np.bincount(unit_group, minlength=batch.n_groups)))]
-    term_ids = np.concatenate([chunk.term_ids for chunk in chunks])
-    totals = np.bincount(term_ids, weights=np.concatenate([chunk.term_totals for chunk in chunks]),
-                         minlength=terms.space)
-    df = np.bincount(term_ids, weights=np.concatenate([chunk.term_df for chunk in chunks]), minlength=terms.space)
-    vocabulary, column_of = terms.vocabulary(totals, max_features)
-    if not vocabulary:  # no word anywhere: the official code falls back to zero advantages
+    parts, idf = counts
+    if idf is None:  # no word anywhere: the official code falls back to zero advantages
         return np.asarray(step_return, dtype=np.float64).copy()
-    column_of = column_of[:df.size]
-    listed = np.flatnonzero(column_of >= 0)
-    df = np.bincount(column_of[listed], weights=df[listed], minlength=len(vocabulary))  # ids of a term add up
-    idf = np.zeros(column_of.size)  # per id; 0: not in the vocabulary
-    idf[listed] = (np.log((1 + n) / (1 + df)) + 1.0)[column_of[listed]]
-    baseline = np.empty(len(rows))
-    for chunk in chunks:
-        baseline[chunk.start:chunk.start + chunk.size] = chunk.baseline(idf, temperature)
-    unit_of_cell = np.empty(n_cells, dtype=np.int64)
-    unit_of_cell[unit_cell] = np.arange(len(rows))
-    return baseline[unit_of_cell[cell]]
+    out = np.empty(len(batch))
+    _in_parallel(len(batch), [functools.partial(part.baseline, idf[id(part.terms)], temperature, step_return, out)
+                              for part in parts])
+    return out
+
+
+class _Part:
+    """Rows of whole groups (positions a..b-1 of the rows in group order): their units and the units' counts.
+
+    A unit is a (group, text) cell, found by the texts' hashes (``StepBatch.anchor_key``), one
+    text per unit read at its first row; units by group, then first row.
+    """
+
+    def __init__(self, terms, texts, group_code, keys, order, a: int, b: int):
+        self.terms = terms
+        self.rows = rows = slice(a, b) if order is None else order[a:b]
+        group = group_code[rows]
+        group = group - group[0]  # the part's groups have consecutive codes
+        cell, n_cells = factorize_pairs(group, int(group[-1]) + 1, keys[rows])
+        first = np.empty(n_cells, dtype=np.int64)
+        first[cell[::-1]] = np.arange(b - a - 1, -1, -1)  # a row of each cell (numpy writes in order: the first)
+        is_first = np.zeros(b - a, dtype=bool)
+        is_first[first] = np.True_
+        units = np.flatnonzero(is_first)  # by group, then first row (the rows are in group order)
+        unit_cell = cell[units]
+        unit_of_cell = np.empty(n_cells, dtype=np.int64)
+        unit_of_cell[unit_cell] = np.arange(units.size)
+        self.unit = unit_of_cell[cell]  # per row
+        self.n_units = units.size
+        copies = np.bincount(self.unit, minlength=units.size)
+        self.chunk = _Chunk(terms, texts, units + a if order is None else rows[units], group[units], copies)
+
+    def baseline(self, idf: np.ndarray, temperature: float, step_return: np.ndarray, out: np.ndarray) -> None:
+        """Write the part's rows' soft baselines into `out` (row order)."""
+        unit_return = np.bincount(self.unit, weights=step_return[self.rows], minlength=self.n_units)
+        out[self.rows] = self.chunk.baseline(idf, temperature, unit_return)[self.unit]
+
+
+def _pick(texts, rows: np.ndarray):
+    """The texts at `rows` (a tuple)."""
+    return (texts[int(rows[0])],) if rows.size == 1 else operator.itemgetter(*rows.tolist())(texts)
+
+
+def _in_parallel(rows: int, jobs: list) -> list:
+    """The jobs' results in order; on big batches credit's background thread takes jobs beside this one."""
+    pool = WorkPool(jobs)
+    in_background(rows, pool.work)
+    return pool.finish()
 
 
 _CHUNK_CHARS = 1 << 21  # characters of text per chunk, about
 _CHUNK = 1 << 18  # similarities per batched product
 _DIRECT_CODES = 1 << 16  # (group, term) codes by a table when fewer than this + 4 per token
 _SPREAD = 4  # see _group_terms
+_LOG2_E = 1.0 / math.log(2.0)
 
 
-def _spans(texts, rows: np.ndarray, ends: np.ndarray) -> list[tuple[int, int]]:
-    """[start, stop) ranges of units, cut only at `ends` (after each group), of about _CHUNK_CHARS characters."""
-    if not rows.size:
+def _spans(texts, rows: np.ndarray | None, ends: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges of n positions, cut only at `ends` (after each group), of about _CHUNK_CHARS characters.
+
+    Position i holds text ``texts[rows[i]]`` (``texts[i]`` when `rows` is None).
+    """
+    if not n:
         return []
-    sample = rows[np.linspace(0, rows.size - 1, min(rows.size, 1024)).astype(np.int64)]
+    sample = np.linspace(0, n - 1, min(n, 1024)).astype(np.int64)
+    if rows is not None:
+        sample = rows[sample]
     per_text = sum(len(str(texts[i])) for i in sample.tolist()) / sample.size + 1
     cut = np.flatnonzero(np.diff(ends // max(1, int(_CHUNK_CHARS / per_text)))) + 1  # first group of a new chunk
-    bounds = np.concatenate([[0], ends[cut - 1], [rows.size]])
+    bounds = np.concatenate([[0], ends[cut - 1], [n]])
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
@@ -288,45 +382,29 @@ class _Chunk:
 
     Per group, a term with two tokens or more among its units gets a column in the group's
     block (units × those terms: the counts); a term with one token there only adds to that
-    unit's self-similarity. Groups of about the same size share one batched matrix product
-    (a "run"). Terms outside the vocabulary keep their columns, with idf 0.
+    unit's self-similarity. Terms with the same counts in every unit of the group share one
+    column, whose idf² is the sum of theirs (:func:`_same_columns`). Groups of about the same
+    size share one batched matrix product (a "run"). Terms outside the vocabulary keep their
+    columns, with idf 0.
     """
 
-    def __init__(self, terms, texts, rows, unit_group, copies, unit_return, start: int):
-        self.start, self.size = start, rows.size
-        units = (texts[int(rows[0])],) if rows.size == 1 else operator.itemgetter(*rows.tolist())(texts)
+    def __init__(self, terms, texts, rows, unit_group, copies):
+        units = _pick(texts, rows)
         indptr, ids, present = terms.tokenize(units)
         del units
         per_unit = np.diff(indptr)
         group = unit_group - unit_group[0]  # the chunk's groups have consecutive codes
         n_groups, n_terms = int(group[-1]) + 1, max(present.size, 1)
-        code, n_codes, pair_of = _group_terms(group, per_unit, terms.local(ids, present), n_groups, n_terms)
+        term, present = terms.local(ids, present)
+        code, n_codes, pair_of = _group_terms(group, per_unit, term, n_groups, n_terms)
         codes = np.flatnonzero(np.bincount(code, minlength=n_codes) >= 2)  # 2+ tokens in the group: block columns
         code_group, code_term = pair_of(codes)
         by_group = np.argsort(code_group, kind="stable")  # (they mostly are already)
         codes, code_group, code_term = codes[by_group], code_group[by_group], code_term[by_group]
         n_shared = np.bincount(code_group, minlength=n_groups)
         rank = np.arange(codes.size) - (np.cumsum(n_shared) - n_shared)[code_group]  # the column in the block
-        # groups by size (then columns), in runs of up to _CHUNK similarities: each run's blocks padded to its
-        # largest group's rows and most columns
         cells = np.bincount(group, minlength=n_groups)
-        order = np.lexsort((n_shared, cells))
-        cells_sorted, shared_sorted = cells[order], n_shared[order]
-        padded = np.zeros(n_groups, dtype=np.int64)  # block rows and columns of each group: its run's
-        width = np.zeros(n_groups, dtype=np.int64)
-        runs = []
-        at = 0
-        while at < n_groups:  # the most groups whose similarities and blocks, padded as the run's, fit in _CHUNK
-            rows_ = cells_sorted[at:]
-            fits = np.arange(1, rows_.size + 1) * rows_ * np.maximum(rows_, np.maximum.accumulate(
-                shared_sorted[at:])) <= _CHUNK
-            stop = at + max(1, int(np.searchsorted(~fits, True)))
-            size = int(cells_sorted[stop - 1])
-            n_columns = max(int(shared_sorted[at:stop].max()), 1)
-            padded[order[at:stop]], width[order[at:stop]] = size, n_columns
-            runs.append((at, stop, size, n_columns))
-            at = stop
-        block_at, row_at, column_at = _offsets(padded * width, order), _offsets(padded, order), _offsets(width, order)
+        order, padded, width, runs, block_at, row_at, column_at = _layout(cells, n_shared)
         n_block = int((padded * width).sum())
         # count the tokens into the blocks; a term's only token in its group goes to a scratch area
         local_unit = np.arange(rows.size) - (np.cumsum(cells) - cells)[group]  # the unit's row in its block
@@ -339,40 +417,49 @@ class _Chunk:
         counts = np.bincount(place, minlength=n_block + int(step.max()) + 1)[:n_block]
         self.single_unit = np.searchsorted(indptr, single, side="right") - 1
         self.single_id = ids[single]
-        self.unit_at = row_at[group] + local_unit
-        self.weights = np.zeros((int(padded.sum()), 2))  # per block row: ΣR, n (0 on padding rows)
-        self.weights[self.unit_at, 0] = unit_return
-        self.weights[self.unit_at, 1] = copies
-        # per block column: rows' tokens (for the vocabulary cap) and rows that have it (document frequency)
-        column_totals, column_df = np.zeros(int(width.sum())), np.zeros(int(width.sum()))
-        self.runs = []
+        # per block column: rows' tokens (for the vocabulary cap), rows that have it (document frequency), and two
+        # random projections of its counts (to find a group's identical columns)
+        row_weights = np.zeros((int(padded.sum()), 3))
+        row_weights[row_at[group] + local_unit] = np.column_stack([copies, _random_rows(rows.size)])
+        projected, column_df = np.zeros((int(width.sum()), 3)), np.zeros(int(width.sum()))
         for at, stop, size, n_columns in runs:
             m, g = stop - at, order[at]
             b0, r0, c0 = int(block_at[g]), int(row_at[g]), int(column_at[g])
-            block = counts[b0:b0 + m * size * n_columns].reshape(m, size, n_columns)
-            rows_weight = self.weights[r0:r0 + m * size, 1].reshape(m, 1, size)
-            column_totals[c0:c0 + m * n_columns] = np.matmul(rows_weight, block).ravel()
-            column_df[c0:c0 + m * n_columns] = np.matmul(rows_weight, block > 0).ravel()
-            self.runs.append((m, size, n_columns, b0, r0, c0))
-        self.shared_at = column_at[code_group] + rank
+            block = counts[b0:b0 + m * size * n_columns].reshape(m, size, n_columns).astype(np.float64)
+            weights = row_weights[r0:r0 + m * size].reshape(m, size, 3).transpose(0, 2, 1)
+            projected[c0:c0 + m * n_columns] = np.matmul(weights, block).transpose(0, 2, 1).reshape(-1, 3)
+            column_df[c0:c0 + m * n_columns] = np.matmul(weights[:, :1], block > 0).ravel()
+        column = column_at[code_group] + rank  # each shared term's block column
         self.shared_id = present[code_term]
         single_copies = copies[self.single_unit].astype(np.float64)
         self.term_ids = np.concatenate([self.shared_id, self.single_id])
-        self.term_totals = np.concatenate([column_totals[self.shared_at], single_copies])
-        self.term_df = np.concatenate([column_df[self.shared_at], single_copies])
+        self.term_totals = np.concatenate([projected[column, 0], single_copies])
+        self.term_df = np.concatenate([column_df[column], single_copies])
+        # a group's terms that have the same counts in all its units (texts of one template share many) need only
+        # one column, with the sum of their idf²: the blocks get fewer columns, the similarities the same values
+        runs = [(stop - at, size, n_columns, int(block_at[order[at]]), int(row_at[order[at]]),
+                 int(column_at[order[at]])) for at, stop, size, n_columns in runs]
+        merged, rep = _same_columns(code_group, projected[column, 1], projected[column, 2])
+        if rep.size < codes.size:
+            counts, runs, column = _merge_columns(counts, runs, order, code_group, rank, merged, rep, n_groups)
+        self.shared_at = column  # each shared term's block column (the terms of a merged column share it)
+        self.unit_at = row_at[group] + local_unit
+        self.weights = np.zeros((int(padded.sum()), 2))  # per block row: ΣR (set by baseline), n (0 on padding)
+        self.weights[self.unit_at, 1] = copies
+        self.runs = runs
         self.counts = counts.astype(np.uint8 if counts.max(initial=0) < 256 else np.float64)
-        self.n_columns = column_df.size
+        self.n_columns = max((m * n_columns + c0 for m, _, n_columns, _, _, c0 in runs), default=0)
 
-    def baseline(self, idf: np.ndarray, temperature: float) -> np.ndarray:
+    def baseline(self, idf: np.ndarray, temperature: float, unit_return: np.ndarray) -> np.ndarray:
         """Per unit: Σ_j e^{s_ij/τ} R_j / Σ_j e^{s_ij/τ} n_j over the units j of its group (`idf` per term id)."""
-        column_idf = np.zeros(self.n_columns)
-        column_idf[self.shared_at] = idf[self.shared_id]
+        self.weights[self.unit_at, 0] = unit_return
+        column_idf = np.sqrt(np.bincount(self.shared_at, weights=idf[self.shared_id] ** 2, minlength=self.n_columns))
         alone = np.zeros(self.weights.shape[0])  # Σ idf² of the terms that only this unit of its group has
         alone[self.unit_at] = np.bincount(self.single_unit, weights=idf[self.single_id] ** 2,
                                           minlength=self.unit_at.size)
         # rows L2-normalized (scikit-learn), then divided by their norm (1) + 1e-8 as the official code does;
-        # the similarities come divided by τ
-        scale = 1.0 / ((1.0 + 1e-8) * math.sqrt(temperature))
+        # the similarities come divided by τ and times log2(e): 2^x is a little cheaper than e^x
+        scale = math.sqrt(_LOG2_E) / ((1.0 + 1e-8) * math.sqrt(temperature))
         shift = temperature < 1.0 / 300  # e^{1/τ} could overflow: subtract each row's self-similarity first
         out = np.empty(self.weights.shape[0])
         for m, size, n_columns, b0, r0, c0 in self.runs:
@@ -387,7 +474,7 @@ class _Chunk:
             sim.reshape(m, size * size)[:, ::size + 1] = self_similarity  # with the unit's own single terms
             if shift:
                 sim -= self_similarity[:, :, None]
-            np.exp(sim, out=sim)
+            np.exp2(sim, out=sim)
             summed = np.matmul(sim, self.weights[r0:r0 + m * size].reshape(m, size, 2))
             out[r0:r0 + m * size] = (summed[:, :, 0] / summed[:, :, 1]).ravel()
         return out[self.unit_at]
@@ -435,6 +522,88 @@ def _group_terms(group, per_unit, term, n_groups: int, n_terms: int):
     return code, n_codes, lambda codes: (code_group[codes], code_term[codes])
 
 
+def _layout(cells: np.ndarray, widths: np.ndarray):
+    """Blocks of groups with `cells` rows and `widths` columns: (order, rows and columns of each group's block,
+    runs, each group's first block entry, row and column).
+
+    Groups by size (then columns), in runs (at, stop, rows, columns) over `order` of up to
+    _CHUNK similarities: each run's blocks padded to its largest group's rows and most columns.
+    """
+    n_groups = cells.size
+    order = np.lexsort((widths, cells))
+    cells_sorted, widths_sorted = cells[order], widths[order]
+    padded = np.zeros(n_groups, dtype=np.int64)  # block rows and columns of each group: its run's
+    width = np.zeros(n_groups, dtype=np.int64)
+    runs = []
+    at = 0
+    while at < n_groups:  # the most groups whose similarities and blocks, padded as the run's, fit in _CHUNK
+        rows_ = cells_sorted[at:]
+        fits = np.arange(1, rows_.size + 1) * rows_ * np.maximum(rows_, np.maximum.accumulate(
+            widths_sorted[at:])) <= _CHUNK
+        stop = at + max(1, int(np.searchsorted(~fits, True)))
+        size = int(cells_sorted[stop - 1])
+        n_columns = max(int(widths_sorted[at:stop].max()), 1)
+        padded[order[at:stop]], width[order[at:stop]] = size, n_columns
+        runs.append((at, stop, size, n_columns))
+        at = stop
+    return order, padded, width, runs, _offsets(padded * width, order), _offsets(padded, order), _offsets(width, order)
+
+
+def _random_rows(n: int) -> np.ndarray:
+    """Two pseudo-random weights in [1, 2) per row, the same at every call (the projections of the columns)."""
+    global _RANDOM
+    if _RANDOM.shape[0] < n:  # (made again from the seed: the same first rows, whichever thread grows it)
+        _RANDOM = np.random.default_rng(0x5EED).random((max(n, 1 << 15), 2)) + 1.0
+    return _RANDOM[:n]
+
+
+_RANDOM = np.zeros((0, 2))
+
+
+def _same_columns(group: np.ndarray, first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(merged column of each column, one column of each merged column): a group's columns of equal projections.
+
+    `first`, `second`: each column's counts times two fixed random weights per unit in [1, 2),
+    summed (:func:`_random_rows`). Equal counts give equal sums; different counts give two
+    equal sums by chance only (about 2^-52 each: far less likely than two anchor texts'
+    64-bit hashes colliding). Merged columns are numbered group by group, then by projections.
+    """
+    order = np.lexsort((second, first, group))
+    new = np.ones(order.size, dtype=bool)
+    g, a, b = group[order], first[order], second[order]
+    new[1:] = (g[1:] != g[:-1]) | (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    merged = np.empty(order.size, dtype=np.int64)
+    merged[order] = np.cumsum(new) - 1
+    return merged, order[new]
+
+
+def _merge_columns(counts, runs, order, group, rank, merged, rep, n_groups: int):
+    """(counts, runs, each shared term's column) with the columns of a merged column (:func:`_same_columns`) as one.
+
+    The runs keep their groups and rows; each gets the most merged columns of its groups.
+    """
+    n_merged = np.bincount(group[rep], minlength=n_groups)
+    first = np.cumsum(n_merged) - n_merged  # each group's first merged column
+    merged_rank = np.arange(rep.size) - first[group[rep]]
+    new_runs, blocks, new_column_at = [], [], np.zeros(n_groups, dtype=np.int64)
+    b_at = c_at = 0
+    at = 0
+    for m, size, k, b0, r0, c0 in runs:
+        block = counts[b0:b0 + m * size * k].reshape(m, size, k)
+        groups = order[at:at + m]
+        at += m
+        width = max(int(n_merged[groups].max()), 1)
+        j = np.arange(width)
+        valid = j < n_merged[groups][:, None]
+        pick = np.where(valid, rank[rep[np.minimum(first[groups][:, None] + j, rep.size - 1)]], 0)  # full ranks
+        blocks.append((np.take_along_axis(block, pick[:, None, :], axis=2) * valid[:, None, :]).ravel())
+        new_column_at[groups] = c_at + np.arange(m) * width
+        new_runs.append((m, size, width, b_at, r0, c_at))
+        b_at += m * size * width
+        c_at += m * width
+    return np.concatenate(blocks), new_runs, new_column_at[group] + merged_rank[merged]
+
+
 def _offsets(sizes: np.ndarray, order: np.ndarray) -> np.ndarray:
     """Start of each item when items of `sizes` are laid out one after another in `order`."""
     at = np.zeros(sizes.size, dtype=np.int64)
@@ -448,7 +617,8 @@ def _offsets(sizes: np.ndarray, order: np.ndarray) -> np.ndarray:
 # maximal run of >= 2 word characters (exactly what ``\b\w\w+\b`` finds; the texts are
 # joined with "\n", which is no word character and bounds ``str.lower``'s final-sigma
 # context, so no token crosses two texts). Each token gets an exact 64-bit key: its 8 bytes
-# (ASCII, lowered) or 2 code points (UTF-32), zero-padded (a word character is never 0); a
+# (ASCII, lowered) or 2 code points (UTF-32), cut to its length and zero-padded (a word
+# character is never 0); a
 # longer token chains its words: key(w0..wk) = CHAIN | id(w0..wk-1) << 30 | id(wk), each
 # prefix's key made an id the same way. Keys become ids through direct-mapped tables.
 
@@ -466,7 +636,7 @@ _LONG = 4096
 
 
 class _Terms:
-    """Exact term ids, kept over chunks: equal ids ⇔ equal keys ⇔ equal (lowercased) tokens.
+    """Exact term ids, kept over the chunks one thread counts: equal ids ⇔ equal keys ⇔ equal (lowercased) tokens.
 
     `ids`: rounds of direct-mapped tables (a key takes its slot if free, and keeps it; the
     keys that find theirs taken go to the next table; a dict for the last ones). `names`:
@@ -575,7 +745,7 @@ class _Terms:
             joined = "\n".join(["", *units, _PAD])
         lengths = np.fromiter(map(len, units), dtype=np.int64, count=len(units))
         if joined.isascii():
-            chars = np.frombuffer(joined.encode("ascii").translate(_LOWER_WORD), dtype=np.uint8)  # 0: no word
+            chars, word = _ascii_words(np.frombuffer(joined.encode("ascii"), dtype=np.uint8))
             source, width = joined, 1
         else:
             source = joined.lower()
@@ -584,9 +754,9 @@ class _Terms:
                 lengths = np.fromiter(map(len, lowered), dtype=np.int64, count=len(lowered))
                 source = "\n".join(["", *lowered, _PAD])
             chars = np.frombuffer(source.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-            chars = np.where(_unicode_words(chars), chars, np.uint32(0))
+            word = _unicode_words(chars)
+            chars = np.where(word, chars, np.uint32(0))
             width, self.wide = 4, True
-        word = chars != 0
         edge = np.flatnonzero(word[1:] != word[:-1])  # runs of word characters start after even entries
         before = edge[0::2]
         size = edge[1::2] - before
@@ -603,21 +773,28 @@ class _Terms:
         if long.size:
             key[long] = self._chain(view, before[long], size[long], per_word, width, source)
         ids = self.ids(key)
-        self.seen[ids] = True
+        self.seen[ids] = np.True_  # (numpy scalars: the scatter runs without the GIL, a Python bool holds it)
         present = np.flatnonzero(self.seen)
-        self.seen[present] = False
+        self.seen[present] = np.False_
         new = present[~self.named[present]]
         if new.size:
-            self.named[new] = True
+            self.named[new] = np.True_
             self.names.update(zip(new.tolist(), self._names(new)))
         return indptr, ids, present
 
-    def local(self, ids: np.ndarray, present: np.ndarray) -> np.ndarray:
-        """Each id's index in `present` (the sorted ids that occur)."""
+    def local(self, ids: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(each id's index in `present` ordered by the ids' strings; so ordered, the ids that occur, one per string).
+
+        The order depends on the terms alone, not on the ids (which depend on the texts this
+        _Terms saw before): a chunk's blocks, and so its sums, come out the same whichever
+        thread's _Terms counted it. (A chunk's texts have one width, so one id per string.)
+        """
         if self.remap.size < self.space:
             self.remap = np.zeros(self.space, dtype=np.int64)
+        names = self.names
+        present = present[sorted(range(present.size), key=[names[i] for i in present.tolist()].__getitem__)]
         self.remap[present] = np.arange(present.size)
-        return self.remap[ids]
+        return self.remap[ids], present
 
     def _chain(self, view, before, size, per_word: int, width: int, source: str) -> np.ndarray:
         """Keys of tokens longer than one 8-byte word: their words' ids chained."""
@@ -650,27 +827,42 @@ class _Terms:
 
         `totals`: rows' tokens per id; the ids of one string add up.
         """
-        ids = np.fromiter(self.names.keys(), dtype=np.int64, count=len(self.names))
-        if self.wide:  # a term may have two ids
-            index: dict[str, int] = {}
-            term = np.fromiter((index.setdefault(s, len(index)) for s in self.names.values()), dtype=np.int64,
-                               count=ids.size)
-            strings = list(index)
-        else:
-            term, strings = np.arange(ids.size), list(self.names.values())
-        total = np.bincount(term, weights=totals[ids], minlength=len(strings))
-        chosen = np.arange(len(strings))
-        if chosen.size > max_features:
-            cut = np.partition(total, chosen.size - max_features)[chosen.size - max_features]
-            kept = chosen[total > cut]
-            tied = sorted(chosen[total == cut].tolist(), key=strings.__getitem__)[:max_features - kept.size]
-            chosen = np.concatenate([kept, np.array(tied, dtype=np.int64)])
-        chosen = sorted(chosen.tolist(), key=strings.__getitem__)
-        column_of_term = np.full(len(strings), -1, dtype=np.int64)
-        column_of_term[chosen] = np.arange(len(chosen))
-        column = np.full(max(totals.size, self.space), -1, dtype=np.int64)
-        column[ids] = column_of_term[term]
-        return [strings[i] for i in chosen], column
+        vocabulary, (column,) = _vocabulary([self], [totals], max_features)
+        return vocabulary, column
+
+
+def _vocabulary(every: list[_Terms], totals: list[np.ndarray], max_features: int) -> tuple[list[str], list]:
+    """(vocabulary, per _Terms its column per id or -1): :meth:`_Terms.vocabulary` over the ids of several.
+
+    `totals`: each one's rows' tokens per id. A term's ids (of one _Terms and width, or of
+    several _Terms) add up: they are merged by their strings.
+    """
+    ids = [np.fromiter(terms.names.keys(), dtype=np.int64, count=len(terms.names)) for terms in every]
+    if len(every) > 1 or every[0].wide:  # a term may have two ids or more
+        index: dict[str, int] = {}
+        term = [np.fromiter((index.setdefault(s, len(index)) for s in terms.names.values()), dtype=np.int64,
+                            count=these.size) for terms, these in zip(every, ids)]
+        strings = list(index)
+    else:
+        term, strings = [np.arange(ids[0].size)], list(every[0].names.values())
+    total = np.zeros(len(strings))
+    for these, term_of, counts in zip(ids, term, totals):
+        total += np.bincount(term_of, weights=counts[these], minlength=len(strings))
+    chosen = np.arange(len(strings))
+    if chosen.size > max_features:
+        cut = np.partition(total, chosen.size - max_features)[chosen.size - max_features]
+        kept = chosen[total > cut]
+        tied = sorted(chosen[total == cut].tolist(), key=strings.__getitem__)[:max_features - kept.size]
+        chosen = np.concatenate([kept, np.array(tied, dtype=np.int64)])
+    chosen = sorted(chosen.tolist(), key=strings.__getitem__)
+    column_of_term = np.full(len(strings), -1, dtype=np.int64)
+    column_of_term[chosen] = np.arange(len(chosen))
+    columns = []
+    for terms, these, term_of, counts in zip(every, ids, term, totals):
+        column = np.full(max(counts.size, terms.space), -1, dtype=np.int64)
+        column[these] = column_of_term[term_of]
+        columns.append(column)
+    return [strings[i] for i in chosen], columns
 
 
 def _word(key: int, width: int) -> str:
@@ -678,6 +870,17 @@ def _word(key: int, width: int) -> str:
     if width == 1:
         return key.to_bytes(8, "little").rstrip(b"\0").decode("ascii")
     return "".join(chr(c) for c in (key & 0xFFFFFFFF, key >> 32) if c)
+
+
+def _ascii_words(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the bytes, word characters lowercased; whether each is a word character, [A-Za-z0-9_]), without the GIL."""
+    chars = raw | np.uint8(0x20)  # A-Z to a-z; digits keep; "_" (0x5F) became 0x7F: put back below
+    underscore = raw == np.uint8(95)
+    word = np.less(chars - np.uint8(97), np.uint8(26))
+    word |= np.less(raw - np.uint8(48), np.uint8(10))
+    word |= underscore
+    chars ^= underscore.view(np.uint8) << np.uint8(5)
+    return chars, word
 
 
 def _unicode_words(chars: np.ndarray) -> np.ndarray:

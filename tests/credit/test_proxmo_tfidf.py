@@ -130,3 +130,103 @@ def test_group_term_codes_in_every_strategy(seed, monkeypatch):
         np.testing.assert_array_equal(code_term, term)
         # the code gives the (group, term) (above), and no two codes the same one
         assert np.unique(code).size == np.unique(token_group * n_terms + term).size
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_parts_on_two_threads_match_one_thread_and_the_loops(seed, monkeypatch):
+    # a big batch's parts go to credit's background thread and the caller, each with its own term ids: tiny
+    # parts and a zero thread threshold make both threads count (and the tiny tables collide); the results
+    # are the same bit for bit as on one thread, with the rows in the agent's order or shuffled
+    from steprl.credit import batch as batch_module
+
+    rng = np.random.default_rng(200 + seed)
+    rows = random_rows(rng, groups=int(rng.integers(8, 20)))
+    if seed % 2:  # agent order: trajectory by trajectory, groups in order (StepBatch.rows_by_group)
+        rows.sort(key=lambda row: (row[0], row[1], row[2]))
+    params = {"temperature": float(rng.choice([0.1, 0.5])), "max_features": int(rng.choice([1024, 6]))}
+    expected = proxmo_loop(*[list(column) for column in zip(*rows)], **params)
+    group_id, traj_id, step, reward, anchor, valid = (list(column) for column in zip(*rows))
+    monkeypatch.setattr(proxmo, "_CHUNK_CHARS", 40)
+    monkeypatch.setattr(proxmo, "_BITS", 3)
+    results = []
+    for threshold in (0, 1, 1, 0):
+        monkeypatch.setattr(batch_module, "BACKGROUND_MIN_ROWS", threshold)
+        batch = credit.StepBatch(np.array(group_id), np.array(traj_id), np.array(step), reward, anchor, valid=valid)
+        assert batch.rows_by_group == bool(seed % 2)
+        results.append(credit.estimate("proxmo", batch, **params))
+    np.testing.assert_allclose(results[0], expected, rtol=1e-9, atol=1e-9)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+
+
+def test_repeated_texts_count_once_per_group_and_texts_with_nul_or_newlines():
+    # rows that repeat a text share one cell of their group (weighted by its rows); texts holding NUL or
+    # newlines (the tokenizer joins the texts with NUL) fall back to the texts' lengths for their offsets
+    sklearn = pytest.importorskip("sklearn.feature_extraction.text", reason="scikit-learn is in the dev extra")
+    texts = ["go to\0fridge 1", "fridge\n\nopen it", "\0\0", "go to fridge 1", "open fridge", "x"]
+    reference = sklearn.TfidfVectorizer(max_features=1024)
+    expected = reference.fit_transform(texts).toarray()
+    codes, vocabulary, matrix = proxmo.tfidf(texts)
+    assert vocabulary == list(reference.get_feature_names_out())
+    np.testing.assert_allclose(matrix[codes], expected, rtol=1e-12, atol=1e-15)
+    rng = np.random.default_rng(7)
+    rows = []
+    for group in range(3):
+        for traj in range(4):
+            length = int(rng.integers(2, 9))
+            for step in range(length):
+                rows.append((group, group * 10 + traj, step, float(step == length - 1 and traj % 2),
+                             texts[int(rng.integers(0, 3))] if step % 3 else texts[3 + group], True))
+    expected = proxmo_loop(*[list(column) for column in zip(*rows)])
+    group_id, traj_id, step, reward, anchor, valid = (list(column) for column in zip(*rows))
+    batch = credit.StepBatch(group_id, traj_id, step, reward, anchor, valid=valid)
+    np.testing.assert_allclose(credit.estimate("proxmo", batch), expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_vocabulary_merges_the_term_ids_of_several_threads(seed):
+    # each thread keys its tokens into its own _Terms; the vocabulary and its columns are those of one _Terms
+    # that saw every text
+    rng = np.random.default_rng(300 + seed)
+    texts = [random_text(rng) for _ in range(int(rng.integers(10, 40)))]
+    cut = int(rng.integers(1, len(texts)))
+    max_features = int(rng.choice([1024, 5]))
+
+    def counted(terms, these):
+        indptr, ids, _ = terms.tokenize(these)
+        return np.bincount(ids, minlength=terms.space).astype(np.float64)
+
+    one = proxmo._Terms()
+    vocabulary, column = one.vocabulary(counted(one, texts), max_features)
+    parts = [proxmo._Terms(), proxmo._Terms()]
+    totals = [counted(terms, these) for terms, these in zip(parts, (texts[:cut], texts[cut:]))]
+    merged, columns = proxmo._vocabulary(parts, totals, max_features)
+    assert merged == vocabulary
+    for terms, these, part_column in zip(parts, (texts[:cut], texts[cut:]), columns):
+        ids_one, ids_part = one.tokenize(these)[1], terms.tokenize(these)[1]
+        np.testing.assert_array_equal(part_column[ids_part], column[ids_one])
+
+
+@pytest.mark.parametrize("temperature", [0.1, 0.002])
+def test_terms_of_one_template_share_a_column(temperature, monkeypatch):
+    # texts of one template: in a group, the template's words have the same counts in every text and share one
+    # block column (idf² summed); words that vary keep theirs. The baseline is the loops' all the same
+    rng = np.random.default_rng(11)
+    rows = []
+    for group in range(6):
+        for traj in range(4):
+            length = int(rng.integers(1, 12))
+            for step in range(length):
+                a = int(rng.integers(0, 30))
+                text = (f"Task {group}. You are in room {a} of the house, you see a cabinet {a % 7} and a drawer "
+                        f"{a % 11}." + (" The drawer is open, the drawer is open." if a % 3 == 0 else ""))
+                rows.append((group, group * 10 + traj, step, float(step == length - 1 and traj % 2), text, True))
+    params = {"temperature": temperature}
+    expected = proxmo_loop(*[list(column) for column in zip(*rows)], **params)
+    group_id, traj_id, step, reward, anchor, valid = (list(column) for column in zip(*rows))
+    merged = []
+    original = proxmo._same_columns
+    monkeypatch.setattr(proxmo, "_same_columns", lambda *a: merged.append(original(*a)) or merged[-1])
+    batch = credit.StepBatch(group_id, traj_id, step, reward, anchor, valid=valid)
+    np.testing.assert_allclose(credit.estimate("proxmo", batch, **params), expected, rtol=1e-9, atol=1e-9)
+    assert sum(rep.size for _, rep in merged) < sum(columns.size for columns, _ in merged)  # columns did merge
