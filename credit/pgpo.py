@@ -1,17 +1,20 @@
 """PGPO (arXiv 2609.02236): GiGPO's step level plus a potential-based shaping term, without the episode level.
 
-docs/algorithms.md § Step-level methods after GiGPO. No public code: this follows the
-description there (the paper's own equation numbers are not in our reference). Per group of
-K trajectories of one task:
+docs/algorithms.md § Step-level methods after GiGPO. No public code: this follows the paper
+(equation numbers below are the paper's). Per group of K trajectories of one task:
 
-1. GiGPO's step returns R_t and step advantage A^S (Eq. 5-7 of GiGPO; ``credit.gigpo``),
-   with its invalid-action penalty.
-2. The potential Φ(s) = the mean R_t over every visit to anchor s in the group.
-3. δ_t = Φ(s_{t+1}) − Φ(s_t) with γ = 1; on a trajectory's last step the final reward r_t
-   stands in for Φ(next).
-4. A^φ = δ normalized within the row's step group (same anchor; a group of one row: 0).
-5. A = A^S + β(1 − p)^α · A^φ, p the group's success rate (α = 2, β = 1). No A^E: the paper
-   reports that adding it hurt.
+1. GiGPO's step returns R_t (Eq. 1; the paper calls this discount η, our ``gamma``) and step
+   advantage A^S (Eq. 3; GiGPO's Eq. 5-7, ``credit.gigpo``), with its invalid-action penalty.
+2. The potential Φ(s) = the mean R_t over every visit to anchor s in the group (Eq. 6).
+3. δ_t = γΦ(s_{t+1}) − Φ(s_t) (Eq. 7) with the paper's default potential discount γ = 1, fixed
+   here; on a trajectory's last step the final reward r_t stands in for Φ(next) (the paper's
+   γ·r_final: the env's reward, without GiGPO's invalid-action penalty).
+4. A^φ = δ normalized within the row's step group (same anchor; a group of one row: 0) (Eq. 8).
+5. A = A^S + w·A^φ (Eq. 11), w = β(1 − p)^α (Eq. 10), p the group's success rate (Eq. 9)
+   (α = 2, β = 1). No A^E: the paper reports that adding it hurt (Table 2).
+
+Sources: the paper's full text (arXiv 2609.02236; a stored copy, version not stated, v1 the
+listed one): §3.1-3.2 (Eq. 1-3), §4.2-4.5 (Eq. 6-11), Algorithm 1, App. B.3 (η = 0.95, γ = 1).
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ def _parts(batch: StepBatch, gamma: float, alpha: float, beta: float, normalize:
     rank = batch.traj_rank[batch.traj_code]
     last = step == batch.traj_length[batch.traj_code] - 1
     next_position = np.where(last, 0, batch.step_offset[np.minimum(step + 1, batch.step_offset.size - 1)] + rank)
-    delta = np.where(last, reward, canonical_potential[next_position]) - potential
+    delta = np.where(last, np.asarray(batch.reward, dtype=np.float64), canonical_potential[next_position]) - potential
     anchor_code, _ = factorize(batch.anchor, "anchor")
     cell, n_cells = factorize_pairs(batch.group_code, batch.n_groups, anchor_code)
     shaping = normalize_in_groups(delta, cell, n_cells, normalize, eps, singleton_rule="zero")

@@ -396,7 +396,7 @@ def gagpo_loop(group_id, traj_id, step, reward, anchor, valid, gamma=0.95, lam=0
 def pgpo_loop(group_id, traj_id, step, reward, anchor, valid, success, gamma=0.95, alpha=2.0, beta=1.0,
               normalize="mean_std", eps=1e-6, invalid_penalty=0.1) -> list[float]:
     """PGPO (credit/pgpo.py's steps) as loops: GiGPO's A^S plus β(1 − p)^α times the step-group-normalized
-    potential difference Φ(next) − Φ(s) (the final reward in place of Φ(next) on the last step)."""
+    potential difference Φ(next) − Φ(s) (the final reward, without the penalty, in place of Φ(next) on the last step)."""
     n = len(reward)
     penalized = [reward[i] - (0.0 if valid[i] else invalid_penalty) for i in range(n)]
     trajectories = _trajectory_rows(traj_id, step)
@@ -412,7 +412,7 @@ def pgpo_loop(group_id, traj_id, step, reward, anchor, valid, success, gamma=0.9
     step_keys = list(zip(group_id, anchor))
     step_adv = _normalize_loop(step_return, step_keys, normalize, eps, lambda v: 0.0)
     potential = _anchor_mean_loop(group_id, anchor, step_return)
-    delta = [(penalized[i] if nxt[i] is None else potential[nxt[i]]) - potential[i] for i in range(n)]
+    delta = [(reward[i] if nxt[i] is None else potential[nxt[i]]) - potential[i] for i in range(n)]  # Eq. 7: r_final
     shaping = _normalize_loop(delta, step_keys, normalize, eps, lambda v: 0.0)
     rate = {}
     for members in _rows_by(group_id).values():

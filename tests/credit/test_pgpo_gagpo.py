@@ -36,6 +36,15 @@ def test_pgpo_by_hand():
         credit.estimate("pgpo", credit.StepBatch([0], [0], [0], [1.0], ["a"]))
 
 
+def test_pgpo_last_step_uses_the_final_reward_without_the_invalid_penalty():
+    # b's last action is invalid: R_t (penalty 0.1) = −0.1 −0.1 … but δ on the last step is r_final − Φ(c) (Eq. 7)
+    rows = [HAND[0], HAND[1], HAND[2], (0, 1, 1, 0.0, "c", False, False)]
+    details = credit.details("pgpo", make_batch(rows), gamma=1.0, normalize="mean", invalid_penalty=0.1)
+    np.testing.assert_allclose(details["phi"], [0.5 - 0.05, 1.0, 0.5 - 0.05, -0.1], atol=1e-15)
+    np.testing.assert_allclose(details["delta"][3], 0.0 - (-0.1), atol=1e-15)  # r_final = 0, not −0.1
+    np.testing.assert_allclose(details["delta"][1], 1.0 - 1.0, atol=1e-15)
+
+
 def random_rows(rng):
     rows = []
     for group in range(int(rng.integers(1, 5))):
