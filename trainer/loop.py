@@ -330,10 +330,13 @@ class RLRun:
                          rng=np.random.default_rng([cfg.run.seed, 7]), on_step=on_step)
         bar.close()
         self._sync_weights()
-        stats.update({"sft/loss_first": losses[0], "sft/loss_last": float(np.mean(losses[-5:])),
-                      "sft/steps": float(len(losses)), "time/sft_s": time.perf_counter() - t0})
-        self.say(f"SFT: {len(examples)} expert steps, {len(losses)} steps, loss {losses[0]:.3f} → {stats['sft/loss_last']:.3f} "
-                 f"({stats['time/sft_s']:.0f}s)")
+        last = [x for x in losses[-5:] if math.isfinite(x)]
+        stats.update({"sft/loss_first": losses[0], "sft/loss_last": float(np.mean(last)) if last else float("nan"),
+                      "sft/steps": float(len(losses)), "sft/skipped_steps": float(sft.skipped_steps),
+                      "time/sft_s": time.perf_counter() - t0})
+        skipped = f", {sft.skipped_steps} skipped (non-finite loss or gradient)" if sft.skipped_steps else ""
+        self.say(f"SFT: {len(examples)} expert steps, {len(losses)} steps{skipped}, loss {losses[0]:.3f} → "
+                 f"{stats['sft/loss_last']:.3f} ({stats['time/sft_s']:.0f}s)")
         return stats
 
     # -- evaluation ---------------------------------------------------------------

@@ -59,14 +59,25 @@ def sft_step(
     micro_batch_tokens: int,
     max_grad_norm: float | None = None,
 ) -> float:
-    """One behaviour-cloning optimizer step on ``examples``; returns the batch loss before the step."""
+    """One behaviour-cloning optimizer step on ``examples``; returns the batch loss before the step.
+
+    A step whose loss or gradient is not finite (NaN or inf) is skipped: the weights and the
+    optimizer state stay as they were (see :meth:`SFTTrainer.step`, which counts such steps)."""
+    return _checked_step(policy, optimizer, examples, micro_batch_tokens, max_grad_norm)[0]
+
+
+def _checked_step(policy: Policy, optimizer: torch.optim.Optimizer, examples: Sequence, micro_batch_tokens: int,
+                  max_grad_norm: float | None) -> tuple[float, bool]:
+    """(loss, whether the optimizer stepped): not when the loss or the gradient norm is non-finite."""
     optimizer.zero_grad(set_to_none=True)
     loss = sft_backward(policy, examples, micro_batch_tokens)
-    if max_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), max_grad_norm)
-    optimizer.step()
+    params = [p for p in policy.trainable_parameters() if p.grad is not None]
+    norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm is not None else float("inf"))
+    stepped = math.isfinite(loss) and bool(torch.isfinite(norm))
+    if stepped:
+        optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return loss
+    return loss, stepped
 
 
 class SFTTrainer:
@@ -87,12 +98,35 @@ class SFTTrainer:
         self.optimizer, self.scheduler = make_optimizer(policy.trainable_parameters(), config)
         self.steps = 0
         self.epochs = 0
+        self.skipped_steps = 0
+        self._skipped_in_a_row = 0
+
+    #: this many skipped steps in a row (non-finite loss or gradient) stop the fit with an error
+    MAX_SKIPPED_IN_A_ROW = 10
 
     def step(self, examples: Sequence) -> float:
-        """One optimizer step on a batch; returns its loss (mean response-token NLL) before the step."""
-        loss = sft_step(self.policy, self.optimizer, examples, self.config.micro_batch_tokens, self.config.max_grad_norm)
-        self.scheduler.step()
+        """One optimizer step on a batch; returns its loss (mean response-token NLL) before the step.
+
+        A batch whose loss or gradient is not finite is skipped (weights and optimizer state
+        unchanged; counted in ``skipped_steps``); :attr:`MAX_SKIPPED_IN_A_ROW` in a row raise
+        ``FloatingPointError``: the weights or the settings, not one batch, are the problem.
+        """
+        loss, stepped = _checked_step(self.policy, self.optimizer, examples, self.config.micro_batch_tokens,
+                                      self.config.max_grad_norm)
         self.steps += 1
+        if stepped:
+            self.scheduler.step()  # a skipped step does not advance the schedule
+            self._skipped_in_a_row = 0
+        else:
+            self.skipped_steps += 1
+            self._skipped_in_a_row += 1
+            if self._skipped_in_a_row >= self.MAX_SKIPPED_IN_A_ROW:
+                weights_ok = all(bool(torch.isfinite(p).all()) for p in self.policy.trainable_parameters())
+                raise FloatingPointError(
+                    f"SFT: the loss or gradient was not finite for {self._skipped_in_a_row} steps in a row (step "
+                    f"{self.steps}, loss {loss}); the weights are {'finite' if weights_ok else 'NOT finite'}. "
+                    f"Try a lower sft.lr (now {self.config.lr:g}) or trainer.dtype=float32 "
+                    f"(now {self.config.dtype}).")
         return loss
 
     @torch.no_grad()

@@ -82,3 +82,25 @@ def test_epoch_shuffles_deterministically_and_reports_step_losses():
     assert runs[0] == runs[1]
     with pytest.raises(ValueError, match="batch_size=0"):
         setup()[1].epoch(rows, batch_size=0)
+
+
+def test_a_non_finite_step_is_skipped_and_a_run_of_them_stops_with_a_clear_error():
+    rows = dataset()
+    policy, sft = setup()
+    before = [p.detach().clone() for p in policy.trainable_parameters()]
+    first = next(iter(policy.trainable_parameters()))
+    hook = first.register_hook(lambda grad: grad * float("nan"))  # one parameter's gradient turns NaN
+    loss = sft.step(rows[:4])
+    assert loss == loss and sft.skipped_steps == 1 and sft.steps == 1  # a finite loss, its step skipped
+    assert all(torch.equal(b, p) for b, p in zip(before, policy.trainable_parameters()))
+    assert not sft.optimizer.state  # no optimizer state either
+    hook.remove()
+    sft.step(rows[:4])  # the next good batch steps, and the run of skips restarts
+    assert sft.skipped_steps == 1 and any(not torch.equal(b, p) for b, p in zip(before, policy.trainable_parameters()))
+    hook = first.register_hook(lambda grad: grad * float("inf"))
+    for _ in range(SFTTrainer.MAX_SKIPPED_IN_A_ROW - 1):
+        sft.step(rows[:4])
+    with pytest.raises(FloatingPointError, match="10 steps in a row.*weights are finite.*sft.lr"):
+        sft.step(rows[:4])
+    assert sft.skipped_steps == 1 + SFTTrainer.MAX_SKIPPED_IN_A_ROW
+    hook.remove()
