@@ -23,6 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", nargs="+", metavar="ROW",
                    help="only these rows: method names, sft_start, sft_plateau (a method's SFT start comes along)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (runs, their state and configs); run nothing")
+    p.add_argument("--table-only", action="store_true",
+                   help="write the tables from the runs finished so far (and the archived ones); run nothing")
     p.add_argument("--out", default="runs/bench", help="run tree root: OUT/<suite>/seed<S>/<row>/ (default runs/bench)")
     p.add_argument("--results", default="benchmarks/results", help="where the tables go (default benchmarks/results)")
     p.set_defaults(func=run)
@@ -43,9 +45,13 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(bench.describe_plan(suite, selected))
         return 0
-    print(f"steprl bench {args.suite}: {len(selected)} of {len(runs)} runs, {args.jobs} at a time "
-          f"→ {Path(args.out) / suite.name}")
-    outcome = bench.run_suite(suite, selected, jobs=args.jobs, threads=args.threads, say=lambda line: print(line, flush=True))
+    if args.table_only:
+        outcome = {}
+    else:
+        print(f"steprl bench {args.suite}: {len(selected)} of {len(runs)} runs, {args.jobs} at a time "
+              f"→ {Path(args.out) / suite.name}")
+        outcome = bench.run_suite(suite, selected, jobs=args.jobs, threads=args.threads,
+                                  say=lambda line: print(line, flush=True))
     table = bench.build_table(suite, runs, suite_path=args.suite)
     json_path, md_path = bench.write_table(table, args.results)
     print("\n" + bench.table_markdown(table))

@@ -359,6 +359,14 @@ def test_a_fresh_checkout_reuses_the_committed_table_and_redoes_a_needed_start(t
     assert again["runs"] == table["runs"] and again["start_check"] == table["start_check"]
     assert "‡" in (committed / "toy.md").read_text() and not out_dir.joinpath("toy").exists()
 
+    # --table-only writes the table from what is finished and runs nothing
+    code, out, _ = invoke(str(path), "--out", str(out_dir), "--results", str(committed), "--table-only")
+    assert code == 0 and "start seed0/" not in out and json.loads((committed / "toy.json").read_text())["runs"] == table["runs"]
+    code, out, _ = invoke(str(path), "--out", str(out_dir), "--results", str(tmp_path / "none"), "--table-only")
+    assert code == 0 and "start seed0/" not in out and not out_dir.joinpath("toy").exists()
+    assert json.loads((tmp_path / "none" / "toy.json").read_text())["missing"] == [
+        f"seed0/{row}" for row in ("sft_start", "sft_plateau", "gigpo", "grpo")]
+
     # a changed row is not taken from the archive
     data = yaml.safe_load(path.read_text())
     data["methods"]["grpo"]["overrides"].append("trainer.lr=2e-4")
