@@ -186,13 +186,16 @@ def test_the_shipped_config_is_the_reference_form_in_the_quickstart_setting():
     quickstart = load_run_config("configs/quickstart.yaml")
     assert cfg.trainer.progress_head.mode == "reference" and cfg.credit.heads == ("value", "progress")
     assert (cfg.credit.estimator, cfg.credit.reward) == ("gae", "spa")  # PPO with a critic, as the reference
-    assert cfg.credit.reward_params == {"alpha": 1.0, "beta": 0.5, "grounding": "reference"}
+    # β = 0, sums shifted to the outcome, and a KL anchor: what holds online (the spa_ref_kl row of the bench suite)
+    assert cfg.credit.reward_params == {"alpha": 1.0, "beta": 0.0, "grounding": "reference", "sum_to_outcome": True}
     assert cfg.credit.params == {"gamma": 0.99, "lam": 0.95}
     for section in ("env", "sft", "eval", "tiny_model"):
         assert getattr(cfg, section) == getattr(quickstart, section), section
     assert cfg.agent.model_copy(update={"model": quickstart.agent.model}) == quickstart.agent  # its own run dir
     assert cfg.run.model_copy(update={"dir": quickstart.run.dir}) == quickstart.run
-    assert cfg.trainer.model_copy(update={"progress_head": quickstart.trainer.progress_head}) == quickstart.trainer
+    assert cfg.trainer.kl_coef == 0.1
+    assert cfg.trainer.model_copy(update={"progress_head": quickstart.trainer.progress_head,
+                                          "kl_coef": quickstart.trainer.kl_coef}) == quickstart.trainer
     # the other two ways to train on the same rewards are one override away
     from steprl.config import load_run_config as load
 
