@@ -503,17 +503,11 @@ def run_suite(suite: Suite, runs: Sequence[PlannedRun], *, jobs: int = 1, say: C
     failed). A run waits for the runs it needs.
     """
     commit = git_commit()
-    outcome: dict[str, str] = {}
-    pending: list[PlannedRun] = []
-    archived: dict[str, dict] = {}
-    for run in runs:
-        result = read_result(run)
-        if result is None:
-            pending.append(run)
-        else:
-            outcome[run.id] = "reused"
-            if result.get("archived"):
-                archived[run.id] = result
+    finished = {run.id: read_result(run) for run in runs}
+    outcome: dict[str, str] = {run_id: "reused" for run_id, r in finished.items() if r is not None}
+    archived = {run_id: r for run_id, r in finished.items() if r is not None and r.get("archived")}
+    by_id = {run.id: run for run in runs}
+    pending = [run for run in runs if run.id not in outcome]
     # a run to do that starts from an archived run (its directory, and so its weights, gone) needs that run redone:
     # deterministic on the same machine, so the redone figures are checked against the archived ones below
     redo = set()
@@ -522,7 +516,7 @@ def run_suite(suite: Suite, runs: Sequence[PlannedRun], *, jobs: int = 1, say: C
         need = frontier.pop()
         if need in archived and need not in redo:
             redo.add(need)
-            frontier.extend(next(r for r in runs if r.id == need).needs)
+            frontier.extend(by_id[need].needs)
     for run in runs:
         if run.id in redo:
             del outcome[run.id]
@@ -531,7 +525,7 @@ def run_suite(suite: Suite, runs: Sequence[PlannedRun], *, jobs: int = 1, say: C
     total = len(runs)
     for run in runs:
         if outcome.get(run.id) == "reused":
-            result = read_result(run)
+            result = finished[run.id]
             say(f"reused  {run.id}: {_figures(result)}" + (" (from the committed table)" if result.get("archived") else ""))
     counter = iter(range(total - len(pending) + 1, total + 1))
     running: dict[str, tuple[PlannedRun, subprocess.Popen, float, int, Any]] = {}
