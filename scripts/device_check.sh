@@ -4,6 +4,7 @@
 #
 #   OUT=/tmp/devout bash scripts/device_check.sh          # report: $OUT/device_check.json (+ .log)
 #   bash scripts/device_check.sh --build-wheels           # (re)fill ./wheels from the package index
+#   bash scripts/device_check.sh --install-only           # only the offline installs (for benchmarks/probes/)
 #
 # What the image lacks comes from ./wheels (git-ignored; ~24 MB; carry it to the GPU machine):
 # pydantic (+ pydantic-core for CPython 3.10-3.14, x86_64 and aarch64, annotated-types,
@@ -89,6 +90,11 @@ if ! "$PY" -c "import steprl.trainer" >/dev/null 2>&1; then
   else
     say "# editable install failed (see install.log): device_check.py imports steprl from the checkout"
   fi
+fi
+
+if [ "${1:-}" = "--install-only" ]; then
+  "$PY" -c "import steprl.trainer, pydantic, gymnasium" 2>&1 | tee -a "$LOG"
+  exit "${PIPESTATUS[0]}"
 fi
 
 # -- the check ------------------------------------------------------------------------------------
