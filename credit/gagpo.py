@@ -1,17 +1,28 @@
 """GAGPO (arXiv 2605.13217): GAE over a critic-free state value, the group's mean return from each anchor.
 
 docs/algorithms.md § Step-level methods after GiGPO. No public code: this follows the
-description there (the paper's own equation numbers are not in our reference). Per group of
-K trajectories of one task:
+description there. The paper's equation numbers and its γ/λ values could not be read: the
+copies of its full text we could search (arXiv HTML, Hugging Face markdown, a cached copy)
+reach only as far as the abstract, and the summaries we found quote no equation numbers.
+Those summaries describe the same stages as the steps below: rollout grouping by identical
+environment state, a grouped value proxy (the mean discounted return over the steps at
+that state), TD residuals on it, a GAE-style backward recursion, and a normalization over
+the rollout group; the step advantage is the only signal (its ablations: λ = 0, Monte
+Carlo advantages, an added trajectory-reward term, batch-wide or no normalization all do
+worse; an appendix sweep pushing its temporal parameter, presumably λ, to 1.0 drops
+ALFWorld overall to 82.7). Per group of K trajectories of one task:
 
 1. Step returns R_t = Σ_{k≥t} γ^{k−t} r_k (the invalid-action penalty off r_t first, as GiGPO).
-2. V(s) = the mean R_t over every row of the group whose anchor is s.
-3. δ_t = r_t + γ·V(s_{t+1}) − V(s_t), with s_{t+1} the next row's anchor; 0 after the last step.
-4. Â_t = Σ_l (γλ)^l δ_{t+l} (``credit.gae`` on V).
+2. V(s) = the mean R_t over every row of the group whose anchor is s (the grouped value proxy).
+3. δ_t = r_t + γ·V(s_{t+1}) − V(s_t), with s_{t+1} the next row's anchor; 0 after the last step
+   (the TD residual on the proxy).
+4. Â_t = Σ_l (γλ)^l δ_{t+l} (``credit.gae`` on V; the GAE-style recursion).
 5. Group normalization: Â over the group's rows, (Â − mean) / (std + ε) (or mean only).
 No episode term. The paper's per-action ratio (length-normalized) is a loss setting, not
-this estimator's. γ and λ default to GiGPO's γ and GAE's usual λ: the paper's values are not
-in our reference.
+this estimator's. γ and λ default to GiGPO's γ and GAE's usual λ (0.95 each): the paper's
+values are not known to us; its ablations point to a λ strictly between 0 and 1. Unchecked
+against the paper: the value used after the last step, whether the invalid-action penalty
+enters r_t, and whether its normalization divides by the std.
 """
 
 from __future__ import annotations

@@ -6,28 +6,47 @@ docs/algorithms.md § Step-level methods after GiGPO. The official code is verl-
 outputs for exact anchors (``credit/reference.py: graphgpo_loop`` is that algorithm as
 plain loops; the tests compare). Defaults from its config (``graphgpo_trainer.yaml``):
 γ = 0.1, ``step_advantage_w = episode_advantage_w = 1``, ``mode="mean_std_norm"``,
-``normalize_distance=False``. Per group of K trajectories of one task:
+``normalize_distance=False``. The paper's names: ω for our γ (the distance discount),
+β^G and β^E for the two weights. Of the paper's equation numbers only Eq. 4 (the step
+reward) was confirmed from what we could read; the other steps name the paper's objects.
+Per group of K trajectories of one task:
 
 1. The state graph: an edge anchor → next anchor for every step row; the last step of a
    successful trajectory leads to the group's ``success`` node instead (the official
-   rollout writes ``"success"`` as that step's next observation).
+   rollout writes ``"success"`` as that step's next observation). (The paper's aggregated
+   state-transition graph, edges (s, a, s', c) with cost c = 1 in its experiments.)
 2. d(s): the fewest edges from s to ``success`` (a search backwards from it, unit costs).
    A node that cannot reach it gets the group's largest finite distance + 1 (so in a group
-   with no success every node has d = 1).
+   with no success every node has d = 1). (The paper: d(s) = min over edges of c + d(s'),
+   d(success) = 0, unreachable d_max + 1, by Dijkstra.)
 3. The step return of a row: R_t = 10 · γ^{d(next)} (``normalize_distance=True``:
-   10 · γ^{d(next) − d(anchor) + 1}). The env reward does not enter it.
+   10 · γ^{d(next) − d(anchor) + 1}). The env reward does not enter it. (Eq. 4, which the
+   code departs from; see below.)
 4. Step advantage: R_t normalized within GiGPO's step group (same anchor in the group;
-   unbiased std; a group of one row gives 0).
+   unbiased std; a group of one row gives 0). (The paper's A^G over G^G(s), the edges out
+   of s; one edge gives 0.)
 5. Episode advantage: GiGPO's, as the official ``episode_norm_reward``: R(τ) normalized over
    the group's step rows (unbiased std; a group of one row: mean 0, std 1), with the
    invalid-action penalty in R(τ) (steprl's GiGPO reading, ``credit.gigpo``).
-6. A_t = ``step_advantage_w`` · A^step + ``episode_advantage_w`` · A^ep.
+6. A_t = ``step_advantage_w`` · A^step + ``episode_advantage_w`` · A^ep (the paper's
+   β^G A^G + β^E A^E).
 
-Deliberate differences: a step group (or group) whose values are all equal gets exactly 0
-(the official float32 mean can leave ~1e-8 noise that its division by (0 + ε) scales up);
-float64 throughout; the similarity merge of near-identical states (``enable_similarity``)
-is not implemented (exact anchors only). A row whose env crashed has no next state: its
-next node is a dead end of its own.
+Where the paper's equations differ from the official code (we follow the code):
+- Eq. 4 gives the step reward r_succ · ω^{d(s') + c(s, a)}, i.e. 10 · ω^{d(next) + 1} with
+  unit costs; the code uses 10 · ω^{d(next)}, one factor ω fewer, so every step return is
+  1/ω times the paper's (10 times at ω = 0.1). Under ``mode="mean_std_norm"`` the factor
+  cancels (up to ε); under ``"mean_norm"`` our A^step is 1/ω times the paper's.
+- The paper's A^E is GRPO's trajectory-level advantage; the code's takes its statistics
+  over the group's step rows (longer trajectories weigh more), as GiGPO's code does.
+- ``normalize_distance`` is the code's option; the paper's equations have no such variant.
+- A group with no success: the paper's d_max is undefined there; the code sets d = 1
+  everywhere. Either way every step return is equal and A^step = 0.
+
+Deliberate differences from the official code: a step group (or group) whose values are
+all equal gets exactly 0 (the official float32 mean can leave ~1e-8 noise that its
+division by (0 + ε) scales up); float64 throughout; the similarity merge of
+near-identical states (``enable_similarity``) is not implemented (exact anchors only). A
+row whose env crashed has no next state: its next node is a dead end of its own.
 """
 
 from __future__ import annotations
@@ -85,7 +104,7 @@ def advantages(batch: StepBatch, *, gamma: float = 0.1, step_advantage_w: float 
     """GraphGPO advantage of each step row (module docstring, steps 1-6).
 
     Args:
-        gamma: γ of the step return 10·γ^d (official config: 0.1 ALFWorld, 0.2 WebShop).
+        gamma: γ of the step return 10·γ^d, the paper's ω (official config: 0.1 ALFWorld, 0.2 WebShop).
         step_advantage_w: weight of the graph step advantage.
         episode_advantage_w: weight of the episode advantage (0 drops it).
         mode: "mean_std_norm" or "mean_norm" (both levels).

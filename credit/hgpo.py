@@ -5,23 +5,46 @@ docs/algorithms.md § Step-level methods after GiGPO. The official code is verl-
 matches its per-row outputs (``credit/reference.py: hgpo_loop`` is that algorithm as plain
 loops, and the tests compare). Its run script's defaults: ``history_length=2``,
 ``mode="mean_std_norm"``, ``length_weight_alpha=1.0``, ``base_group=False``, γ = 0.95,
-invalid-action penalty 0.1. Steps, per group of K trajectories of one task:
+invalid-action penalty 0.1 (the paper's setup, §5.1: success reward 10, invalid action
+−0.1, γ = 0.95, α = 1, memory of 2 or 4 steps). Equation numbers below are the paper's
+(§4.2, Eq. 3-7; Eq. 8 is the clipped policy objective, not this estimator). Steps, per
+group of K trajectories of one task:
 
-0. Invalid-action penalty: r_t ← r_t − λ for rows with valid=False (as ``credit.gigpo``).
-1. Step returns R_t = Σ_{k≥t} γ^{k−t} r_k.
-2. Levels k = 1 .. H+1 (H = ``history_length``): the rows of the group whose last k anchors
-   (this step's and the k−1 before it, same trajectory) are identical form a level-k
-   cluster. A row at step t has levels 1 .. min(H+1, t+1). Level 1 is GiGPO's step group.
+0. Invalid-action penalty: r_t ← r_t − λ for rows with valid=False (as ``credit.gigpo``;
+   the paper's reward setup, not one of its equations).
+1. Step returns R_t = Σ_{k≥t} γ^{k−t} r_k (§4.2, GiGPO's discounted return).
+2. Levels k = 1 .. H+1 (H = ``history_length``, the paper's memory length): the rows of the
+   group whose last k anchors (this step's and the k−1 before it, same trajectory) are
+   identical form a level-k cluster (Eq. 3-5: the context operator C_k, the groups G_k^H and their
+   nesting; the paper's level index is our k − 1). A row at step t has levels
+   1 .. min(H+1, t+1). Level 1 is GiGPO's step group.
 3. In each cluster of ≥ 2 rows: a_k = (R_t − mean) / (std + ε) (``mode="mean_std_norm"``,
    population std as the official code's ``std(unbiased=False)``) or R_t − mean
-   (``"mean_norm"``). Clusters of one row give no value.
-4. The row's advantage is the weighted mean of its non-zero values, weights (k+1)^α:
+   (``"mean_norm"``). Clusters of one row give no value. (The per-level advantage A_k^H
+   of §4.2, Eq. 6 by the numbering; the material we read did not show that number.)
+4. The row's advantage is the weighted mean of its non-zero values, weights (k+1)^α
+   (the aggregation of Eq. 7, with the code's weights; see below):
        A_t = Σ_{k: a_k≠0} w_k a_k / (Σ_{k: a_k≠0} w_k + ε),   w_k = (k+1)^α   (α = ``length_weight_alpha``)
    and 0 when no value is non-zero. With ``base_group=True`` the episode advantage enters as
    level 0 (weight 1^α = 1): GiGPO's A^E as the official code computes it, statistics over the
    group's step rows (unbiased std), a group of one row gets mean 0, std 1.
 
-Deliberate differences, both about rounding, not the algorithm:
+Where the paper's equations differ from the official code (we follow the code):
+- Level weights (Eq. 7): the paper indexes levels by the number of earlier states matched,
+  k' = 0..H, and weighs level k' by (k'+1)^α normalized over all H+1 levels. The code
+  indexes by anchors matched, k = k'+1, and weighs (k+1)^α = (k'+2)^α: for α = 1, H = 2
+  the levels weigh 2:3:4 in the code and 1:2:3 in Eq. 7.
+- Which levels count (Eq. 7): the paper normalizes over all H+1 levels; the code only over
+  the levels with a non-zero value (clusters of one row and exact zeros drop out), plus ε.
+  The paper's implementation notes say zero-advantage groups are skipped, which is the code.
+- Early steps: the context operator (Eq. 3-5) takes the k' states before s_t; the code
+  gives a row at step t < k' no such level (no padding).
+- ``base_group`` (the episode advantage as level 0) is not in Eq. 7; the paper reports
+  that adding the trajectory-level advantage mostly hurt (its ablation).
+- The paper's σ (as the summaries we read give it) does not say which std; the code's is
+  the population std.
+
+Deliberate differences from the official code, both about rounding, not the algorithm:
 - A cluster whose returns are all equal gives exactly 0 (the mean is taken relative to a
   member); the official code's float32 mean can leave ~1e-8 there, which its division by
   (0 + ε) blows up to noise of order 0.01.
@@ -84,7 +107,8 @@ def advantages(batch: StepBatch, *, history_length: int = 2, gamma: float = 0.95
         history_length: H; levels k = 1..H+1 match the last k anchors (official name).
         gamma: discount γ of the step returns.
         mode: "mean_std_norm" or "mean_norm" (official names).
-        length_weight_alpha: α of the level weights (k+1)^α; 0 weighs levels alike.
+        length_weight_alpha: α of the level weights (k+1)^α, k = anchors matched (the code's
+            weights; Eq. 7 of the paper has (k'+1)^α with k' = k − 1); 0 weighs levels alike.
         base_group: add the episode advantage as level 0.
         epsilon: ε of the std division and of the weight normalization.
         invalid_penalty: λ subtracted from the reward of rows with valid=False.
