@@ -23,8 +23,11 @@ action, answered without calling the engine. Reward 1 when the goal is
 reached (ALFWorld's score), which ends the episode; ``success`` = ``won``.
 ``expert_action``: the first step of ALFWorld's planner expert (Fast
 Downward re-planning from the current state, ``AlfredExpert("planner")``),
-computed only when ``expert=True`` (the default; pass ``expert=False`` in
+computed only when ``expert=True`` / ``"planner"`` (the default; pass ``expert=False`` in
 training runs that do not read it: the planner is most of a step's time).
+``expert="explore"`` gives instead the action of :class:`envs.alfworld.explore.Explorer`,
+an expert that knows only what the agent sees (it searches the room for the object;
+pick & place only), for a model to imitate.
 ``anchor``: the observation, prefixed by where the agent stands, so equal
 feedback in different places never shares an anchor.
 """
@@ -89,14 +92,16 @@ class AlfWorldEnv(TextEnv):
         split: ``"train"``, ``"valid"`` or ``"test"``.
         num_tasks: use only the first ``num_tasks`` tasks of the split.
         data_dir: folder of ALFWorld's released data; ``None`` plays generated tasks.
-        expert: compute ``info["expert_action"]`` with ALFWorld's planner every step.
+        expert: ``info["expert_action"]`` from ALFWorld's planner (``True`` / ``"planner"``), from
+            :class:`~envs.alfworld.explore.Explorer` (``"explore"``: searches, sees only what the agent
+            sees; pick & place only), or not at all (``False``).
         fast: play on :class:`envs.alfworld.fast.FastPddlEnv` (TextWorld's ``PddlEnv`` with its PDDL
             translation, grammar parses and command texts cached; same observations, commands and rewards);
             ``False`` plays on TextWorld's ``PddlEnv`` itself.
     """
 
     def __init__(self, task_types: Sequence[str] = TASK_TYPES, split: str = "train", num_tasks: int | None = None,
-                 render_mode: str | None = None, data_dir: str | os.PathLike | None = None, expert: bool = True,
+                 render_mode: str | None = None, data_dir: str | os.PathLike | None = None, expert: bool | str = True,
                  fast: bool = True):
         task_types = (task_types,) if isinstance(task_types, str) else tuple(task_types)
         unknown = [t for t in task_types if t not in TASK_TYPES]
@@ -104,7 +109,17 @@ class AlfWorldEnv(TextEnv):
             raise ValueError(f"task_types={list(task_types)} must be a non-empty subset of {list(TASK_TYPES)}")
         self.task_types = task_types
         self.data_dir = data_dir
-        self.expert = bool(expert)
+        if expert not in (True, False, "planner", "explore"):
+            raise ValueError(f"expert={expert!r} must be True/'planner', 'explore' or False")
+        self.expert_kind = "planner" if expert is True else (expert or None)
+        self.expert = self.expert_kind == "planner"  # the planner's policy_commands are requested
+        if self.expert_kind == "explore":
+            from steprl.envs.alfworld.explore import EXPLORABLE_TASK_TYPES
+            if not set(task_types) <= set(EXPLORABLE_TASK_TYPES):
+                raise ValueError(f"expert='explore' supports task types {list(EXPLORABLE_TASK_TYPES)}, "
+                                 f"not {[t for t in task_types if t not in EXPLORABLE_TASK_TYPES]}")
+        self._explorer = None
+        self._targets = ("", "")
         self.fast = bool(fast)
         self._games: list[Path] = []
         if data_dir is not None:
@@ -148,7 +163,10 @@ class AlfWorldEnv(TextEnv):
 
         path = self.game_file(task_seed)
         traj = path.parent / "traj_data.json"
-        self._task_type = json.loads(traj.read_text())["task_type"] if traj.exists() else self.task_type_of(task_seed)
+        traj_data = json.loads(traj.read_text()) if traj.exists() else {}
+        self._task_type = traj_data.get("task_type") or self.task_type_of(task_seed)
+        params = traj_data.get("pddl_params") or {}
+        self._targets = (str(params.get("object_target", "")), str(params.get("parent_target", "")))
         if self._tw_env is None:  # one planner library per env, reused across tasks
             infos = textworld.EnvInfos(admissible_commands=True, won=True, policy_commands=self.expert,
                                        extras=["gamefile"])
@@ -162,6 +180,8 @@ class AlfWorldEnv(TextEnv):
     # -- episode ------------------------------------------------------------------
     def _info(self, state: Any, obs: str) -> dict[str, Any]:
         policy = list(state.get("policy_commands") or []) if self.expert else []
+        if self._explorer is not None:
+            policy = [self._explorer.action(state["admissible_commands"] or [])]
         return {
             "task": self._instruction,
             "admissible_actions": list(state["admissible_commands"] or []),
@@ -178,6 +198,9 @@ class AlfWorldEnv(TextEnv):
         text = str(state.feedback)
         match = _TASK_RE.search(text)
         self._instruction = match.group(1).strip() if match else "Solve the task."
+        if self.expert_kind == "explore":
+            from steprl.envs.alfworld.explore import Explorer
+            self._explorer = Explorer(self._task_type, *self._targets)
         obs = _BANNER_RE.sub("", text).strip()
         return obs, self._info(state, obs)
 
@@ -192,6 +215,8 @@ class AlfWorldEnv(TextEnv):
         if action.startswith("go to "):
             self._place = action[len("go to "):]
         obs = str(state.feedback).strip()
+        if self._explorer is not None:
+            self._explorer.observe(action, True, obs)
         info = self._info(state, obs)
         info["valid_action"] = True
         won = bool(state["won"])
