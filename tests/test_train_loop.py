@@ -194,3 +194,18 @@ def test_resume_from_the_sft_checkpoint_does_not_train_sft_again(tiny_model, tmp
     assert resumed.returncode == 0, out[-3000:]
     assert "at iteration 0" in out and "SFT: " not in out
     assert metrics_at(run_dir, 0) == before and "train/pg_loss" in metrics_at(run_dir, 1)
+
+
+def test_dagger_rounds_label_the_policys_own_states_and_train_on_them(tiny_model, tmp_path):
+    run_dir = tmp_path / "dagger"
+    proc = steprl_train("configs/quickstart.yaml", "tiny_model=null", f"agent.model={tiny_model}", *TINY,
+                        "sft.steps=3", "sft.episodes=4", "sft.dagger_rounds=2", "sft.dagger_episodes=3",
+                        "sft.dagger_steps=2", "run.iterations=0", f"run.dir={run_dir}")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    assert "DAgger round 1/2" in out and "DAgger round 2/2" in out
+    m = metrics_at(run_dir, 0)
+    assert m["sft/steps"] == 3 + 2 * 2  # the first fit, then dagger_steps per round
+    # every policy step in Coin Collector has an expert action: 3 episodes × 1..4 turns, per round
+    assert 2 * 3 <= m["sft/dagger_examples"] <= 2 * 3 * 4
+    assert 0.0 <= m["sft/dagger_success_first"] <= 1.0 and 0.0 <= m["sft/dagger_success_last"] <= 1.0

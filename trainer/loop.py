@@ -326,10 +326,12 @@ class RLRun:
             bar.update()
             bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
 
-        losses = sft.fit(examples, steps=cfg.sft.steps, batch_size=cfg.sft.batch_size,
-                         rng=np.random.default_rng([cfg.run.seed, 7]), on_step=on_step)
+        rng = np.random.default_rng([cfg.run.seed, 7])
+        losses = sft.fit(examples, steps=cfg.sft.steps, batch_size=cfg.sft.batch_size, rng=rng, on_step=on_step)
         bar.close()
         self._sync_weights()
+        if cfg.sft.dagger_rounds:
+            stats.update(self._dagger(sft, examples, losses, rng))
         last = [x for x in losses[-5:] if math.isfinite(x)]
         stats.update({"sft/loss_first": losses[0], "sft/loss_last": float(np.mean(last)) if last else float("nan"),
                       "sft/steps": float(len(losses)), "sft/skipped_steps": float(sft.skipped_steps),
@@ -338,6 +340,39 @@ class RLRun:
         self.say(f"SFT: {len(examples)} expert steps, {len(losses)} steps{skipped}, loss {losses[0]:.3f} → "
                  f"{stats['sft/loss_last']:.3f} ({stats['time/sft_s']:.0f}s)")
         return stats
+
+    def _dagger(self, sft, examples: list, losses: list[float], rng: np.random.Generator) -> dict[str, float]:
+        """``sft.dagger_rounds`` rounds of DAgger (Ross et al., 2011) after the first SFT fit.
+
+        Each round the current policy plays ``sft.dagger_episodes`` episodes of random train tasks at the
+        agent's sampling settings; every step with an ``expert_action`` becomes an example (the prompt the
+        policy saw → the expert's action), added to ``examples``; then ``sft.dagger_steps`` more SFT steps
+        over all of them, and the engine gets the new weights. ``losses`` grows in place.
+        """
+        from steprl.trainer.expert import ExpertStep, end_of_turn_id, format_action
+
+        cfg = self.config
+        stop = end_of_turn_id(self.tokenizer)
+        successes, added = [], 0
+        for r in range(cfg.sft.dagger_rounds):
+            tasks = rng.choice(cfg.env.train_tasks, size=cfg.sft.dagger_episodes,
+                               replace=cfg.sft.dagger_episodes > cfg.env.train_tasks)
+            batch, _ = self._rollout(tasks.tolist(), seed=int(rng.integers(2**31)), k=1)
+            new = [ExpertStep(list(row.prompt_ids),
+                              self.tokenizer.encode(format_action(row.expert_action, self.builder.response_format),
+                                                    add_special_tokens=False) + [stop])
+                   for row in batch.rows if row.expert_action]
+            ends = [row for row in batch.rows if row.done]
+            successes.append(sum(row.success for row in ends) / max(len(ends), 1))
+            examples.extend(new)
+            added += len(new)
+            losses.extend(sft.fit(examples, steps=cfg.sft.dagger_steps, batch_size=cfg.sft.batch_size, rng=rng))
+            self._sync_weights()
+            self.say(f"DAgger round {r + 1}/{cfg.sft.dagger_rounds}: policy success {successes[-1]:.1%} on "
+                     f"{len(ends)} train episodes, +{len(new)} expert-labelled steps ({len(examples)} in all), "
+                     f"loss {np.mean(losses[-5:]):.3f}")
+        return {"sft/dagger_examples": float(added), "sft/dagger_success_first": successes[0],
+                "sft/dagger_success_last": successes[-1]}
 
     # -- evaluation ---------------------------------------------------------------
     def evaluate(self, iteration: int) -> dict[str, float]:

@@ -90,6 +90,15 @@ class SFTConfig(_Section):
     """SFT learning rate (AdamW)."""
     episodes: int = Field(96, ge=1)
     """Expert episodes collected (one per train task, cycling)."""
+    dagger_rounds: int = Field(0, ge=0)
+    """DAgger rounds after the first fit (0 = off): the policy plays ``dagger_episodes`` train episodes at the
+    agent's temperature, the env's ``expert_action`` labels every state it visited (its mistakes included), and
+    SFT goes on for ``dagger_steps`` over all examples so far. Teaches recovery from states the expert never
+    visits (e.g. a repeated invalid action). Needs an env whose expert acts from any state."""
+    dagger_episodes: int = Field(64, ge=1)
+    """Policy episodes per DAgger round (random train tasks)."""
+    dagger_steps: int = Field(100, ge=1)
+    """SFT steps after each DAgger round."""
 
 
 class EvalConfig(_Section):
