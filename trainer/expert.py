@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from steprl.envs.wrappers import indexed_action_text
 
-__all__ = ["ExpertStep", "collect_expert_steps", "format_action"]
+__all__ = ["ExpertStep", "collect_expert_steps", "expert_example", "format_action"]
 
 
 @dataclass
@@ -40,6 +40,12 @@ def end_of_turn_id(tokenizer) -> int:
     return int(tokenizer.eos_token_id)
 
 
+def expert_example(prompt_ids, action: str, tokenizer, response_format: str, stop: int) -> ExpertStep:
+    """One SFT example: ``prompt_ids`` → ``action`` in ``response_format``, encoded once, then ``stop``."""
+    response = tokenizer.encode(format_action(action, response_format), add_special_tokens=False)
+    return ExpertStep(list(prompt_ids), list(response) + [stop])
+
+
 class _RecordingExpert:
     """The expert policy that also records each step as an SFT example (prompt as the rollout builds it)."""
 
@@ -54,8 +60,8 @@ class _RecordingExpert:
             return None
         prompt = self.builder.build(info["task"], obs, self.history, info.get("admissible_actions"),
                                     tools=info.get("tools"))
-        response = self.tokenizer.encode(format_action(action, self.builder.response_format), add_special_tokens=False)
-        self.steps.append(ExpertStep(list(prompt.token_ids), list(response) + [self.stop]))
+        self.steps.append(expert_example(prompt.token_ids, action, self.tokenizer, self.builder.response_format,
+                                         self.stop))
         self.history.append((obs, indexed_action_text(action, info.get("admissible_actions"))))
         return action
 

@@ -330,6 +330,7 @@ class RLRun:
         losses = sft.fit(examples, steps=cfg.sft.steps, batch_size=cfg.sft.batch_size, rng=rng, on_step=on_step)
         bar.close()
         self._sync_weights()
+        n_expert = len(examples)
         if cfg.sft.dagger_rounds:
             stats.update(self._dagger(sft, examples, losses, rng))
         last = [x for x in losses[-5:] if math.isfinite(x)]
@@ -337,7 +338,8 @@ class RLRun:
                       "sft/steps": float(len(losses)), "sft/skipped_steps": float(sft.skipped_steps),
                       "time/sft_s": time.perf_counter() - t0})
         skipped = f", {sft.skipped_steps} skipped (non-finite loss or gradient)" if sft.skipped_steps else ""
-        self.say(f"SFT: {len(examples)} expert steps, {len(losses)} steps{skipped}, loss {losses[0]:.3f} → "
+        dagger = f" + {len(examples) - n_expert} DAgger" if cfg.sft.dagger_rounds else ""
+        self.say(f"SFT: {n_expert} expert steps{dagger}, {len(losses)} steps{skipped}, loss {losses[0]:.3f} → "
                  f"{stats['sft/loss_last']:.3f} ({stats['time/sft_s']:.0f}s)")
         return stats
 
@@ -349,7 +351,7 @@ class RLRun:
         policy saw → the expert's action), added to ``examples``; then ``sft.dagger_steps`` more SFT steps
         over all of them, and the engine gets the new weights. ``losses`` grows in place.
         """
-        from steprl.trainer.expert import ExpertStep, end_of_turn_id, format_action
+        from steprl.trainer.expert import end_of_turn_id, expert_example
 
         cfg = self.config
         stop = end_of_turn_id(self.tokenizer)
@@ -358,9 +360,7 @@ class RLRun:
             tasks = rng.choice(cfg.env.train_tasks, size=cfg.sft.dagger_episodes,
                                replace=cfg.sft.dagger_episodes > cfg.env.train_tasks)
             batch, _ = self._rollout(tasks.tolist(), seed=int(rng.integers(2**31)), k=1)
-            new = [ExpertStep(list(row.prompt_ids),
-                              self.tokenizer.encode(format_action(row.expert_action, self.builder.response_format),
-                                                    add_special_tokens=False) + [stop])
+            new = [expert_example(row.prompt_ids, row.expert_action, self.tokenizer, self.builder.response_format, stop)
                    for row in batch.rows if row.expert_action]
             ends = [row for row in batch.rows if row.done]
             successes.append(sum(row.success for row in ends) / max(len(ends), 1))
