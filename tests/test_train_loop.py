@@ -196,6 +196,36 @@ def test_resume_from_the_sft_checkpoint_does_not_train_sft_again(tiny_model, tmp
     assert metrics_at(run_dir, 0) == before and "train/pg_loss" in metrics_at(run_dir, 1)
 
 
+def test_a_failing_first_evaluation_keeps_the_sft_warm_start(tiny_model, tmp_path, monkeypatch):
+    """The SFT checkpoint is written before the first evaluation: if that evaluation fails (e.g. a test
+    task's prompt exceeds agent.max_prompt_tokens), --resume evaluates it without training SFT again."""
+    from steprl.config import load_run_config
+    from steprl.trainer.loop import RLRun
+
+    overrides = ["tiny_model=null", f"agent.model={tiny_model}", *TINY, "sft.steps=3", "sft.episodes=4",
+                 "run.iterations=0", f"run.dir={tmp_path / 'run'}"]
+
+    def failing_evaluation(self, iteration):
+        raise ValueError("max_prompt_tokens=8 is too small")
+
+    monkeypatch.setattr(RLRun, "evaluate", failing_evaluation)
+    with pytest.raises(ValueError, match="too small"):
+        RLRun(load_run_config("configs/quickstart.yaml", overrides)).run()
+    assert (tmp_path / "run" / "checkpoints" / "iter_000000" / "meta.json").exists()
+    monkeypatch.undo()
+    calls = []
+    original_sft = RLRun.sft
+    monkeypatch.setattr(RLRun, "sft", lambda self: calls.append(1) or original_sft(self))
+    summary = RLRun(load_run_config("configs/quickstart.yaml", overrides), resume=True).run()
+    assert calls == []  # the warm start came from the checkpoint
+    assert [it for it, _ in summary["success_curve"]] == [0]
+    record = metrics_at(tmp_path / "run", 0)
+    assert 0.0 <= record["eval/success_rate"] <= 1.0 and record["sft/steps"] == 3  # SFT's figures kept too
+    # a second resume finds the evaluation in the checkpoint and does not repeat it
+    again = RLRun(load_run_config("configs/quickstart.yaml", overrides), resume=True).run()
+    assert again["success_curve"] == summary["success_curve"] and calls == []
+
+
 def test_dagger_rounds_label_the_policys_own_states_and_train_on_them(tiny_model, tmp_path):
     run_dir = tmp_path / "dagger"
     proc = steprl_train("configs/quickstart.yaml", "tiny_model=null", f"agent.model={tiny_model}", *TINY,

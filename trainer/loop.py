@@ -159,6 +159,7 @@ class RLRun:
         self.start_iteration = 0
         self.resumed = False  # set when a checkpoint was loaded (its SFT and first evaluation are done)
         self.history: list[dict[str, float]] = []  # evaluation records
+        self._sft_stats: dict[str, float] = {}  # the SFT figures an iteration-0 checkpoint kept (for --resume)
         self.dist = None  # trainer.distributed.DistContext under torchrun
         self.workers = None  # agent.workers.RolloutWorkers with run.rollout_workers > 0
 
@@ -243,6 +244,7 @@ class RLRun:
             self.start_iteration = checkpoint.iteration
             self.resumed = True
             self.history = list(checkpoint.extra.get("eval_history", []))
+            self._sft_stats = dict(checkpoint.extra.get("sft_stats", {}))
             self._sync_weights()
             self.say(f"resumed {self.run_dir} at iteration {self.start_iteration}")
         elif self.workers is not None:
@@ -493,17 +495,23 @@ class RLRun:
         self.setup()
         components = {"trainer": self.trainer, **self.heads}
         try:
+            stats: dict[str, float] = {}
             if self.resumed:
                 self._prepare_heads()  # reloads what the first start fitted (SPA's reference estimator)
             else:  # a run resumed from iter_000000 already has its SFT warm start
                 stats = self.sft()
                 stats.update(self._prepare_heads())
-                if self.is_main:
-                    stats.update(self.evaluate(0))
-                    self.logger.log(0, stats)
-                    self.say(self._eval_line(0, stats))
+                if self.is_main:  # saved before the first evaluation, so a failing evaluation loses no SFT
                     save_checkpoint(self.run_dir, 0, policy=self.policy, components=components,
-                                    extra={"eval_history": self.history}, keep_last=cfg.run.keep_checkpoints)
+                                    extra={"eval_history": self.history, "sft_stats": stats},
+                                    keep_last=cfg.run.keep_checkpoints)
+            if self.is_main and self.start_iteration == 0 and not any(h["iteration"] == 0 for h in self.history):
+                stats = {**self._sft_stats, **stats}  # after --resume: the SFT figures the checkpoint kept
+                stats.update(self.evaluate(0))  # also after --resume from an SFT checkpoint saved before it
+                self.logger.log(0, stats)
+                self.say(self._eval_line(0, stats))
+                save_checkpoint(self.run_dir, 0, policy=self.policy, components=components,
+                                extra={"eval_history": self.history}, keep_last=cfg.run.keep_checkpoints)
             bar = tqdm(range(self.start_iteration, cfg.run.iterations), desc="RL", unit="it",
                        initial=self.start_iteration, total=cfg.run.iterations,
                        disable=not (cfg.run.progress and self.is_main))
