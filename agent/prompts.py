@@ -92,12 +92,16 @@ class Prompt:
             dropped to fit ``max_prompt_tokens``.
         obs_cut: characters cut from the middle of the current observation
             after all history was dropped (0 almost always).
+        actions_cut: admissible actions left off the end of the list because
+            the task and the list alone exceed the budget (an ALFWorld room
+            with hundreds of objects); the list ends with ``… K more``.
     """
 
     token_ids: list[int]
     text: str
     history_cut: int = 0
     obs_cut: int = 0
+    actions_cut: int = 0
 
 
 class PromptBuilder:
@@ -280,10 +284,18 @@ class PromptBuilder:
             return observation[:head] + OBS_CUT_MARKER + observation[len(observation) - (keep - head) :]
 
         text, ids = self.render(task, shortened(0), (), admissible_actions, tools)
+        actions_cut = 0
+        if len(ids) > self.max_prompt_tokens and self.show_admissible_actions and admissible_actions:
+            admissible_actions, actions_cut = self._cut_actions(task, observation, list(admissible_actions), tools)
+            text, ids = self.render(task, observation, (), admissible_actions, tools)
+            if len(ids) <= self.max_prompt_tokens:  # the whole observation fits beside the shortened list
+                return Prompt(ids, text, history_cut=history_cut, actions_cut=actions_cut)
+            text, ids = self.render(task, shortened(0), (), admissible_actions, tools)
         if len(ids) > self.max_prompt_tokens:
             raise ValueError(
                 f"max_prompt_tokens={self.max_prompt_tokens} is too small: the prompt without history or observation "
-                f"already has {len(ids)} tokens (system prompt, task, admissible actions, tools). Raise max_prompt_tokens."
+                f"already has {len(ids)} tokens (system prompt, task, tools"
+                f"{'' if actions_cut else ', admissible actions'}). Raise max_prompt_tokens."
             )
         low, high, best = 0, len(observation) - 1, (0, text, ids)
         while low <= high:  # most characters that still fit
@@ -294,4 +306,22 @@ class PromptBuilder:
             else:
                 high = mid - 1
         keep, text, ids = best
-        return Prompt(ids, text, history_cut=history_cut, obs_cut=len(observation) - keep)
+        return Prompt(ids, text, history_cut=history_cut, obs_cut=len(observation) - keep, actions_cut=actions_cut)
+
+    def _cut_actions(self, task, observation, actions: list[str], tools) -> tuple[list[str], int]:
+        """The longest head of ``actions`` (plus a ``… K more`` item) whose prompt fits with the full
+        observation, or with an empty one if none does; and K."""
+        def listed(n: int) -> list[str]:
+            return actions[:n] + [f"… {len(actions) - n} more"]
+
+        for obs in (observation, ""):
+            low, high, best = 0, len(actions) - 1, None
+            while low <= high:
+                mid = (low + high) // 2
+                if len(self.render(task, obs, (), listed(mid), tools)[1]) <= self.max_prompt_tokens:
+                    best, low = mid, mid + 1
+                else:
+                    high = mid - 1
+            if best is not None:
+                return listed(best), len(actions) - best
+        return [], len(actions)

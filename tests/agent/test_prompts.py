@@ -73,6 +73,26 @@ def test_budget_too_small_names_the_numbers(tokenizer):
         builder.build("a long task " * 20, "obs")
 
 
+def test_a_list_of_admissible_actions_too_long_for_the_budget_is_cut_at_its_end(tokenizer):
+    """An ALFWorld room with hundreds of objects: the list's head fits with the whole observation and
+    ends with "… K more"; the run goes on instead of stopping on a ValueError."""
+    actions = [f"{i}: take mug {i} from countertop {i}" for i in range(1, 301)]
+    base = PromptBuilder(tokenizer, max_prompt_tokens=100_000)
+    no_list = len(base.build("t", "You are in the kitchen.", HISTORY).token_ids)
+    builder = PromptBuilder(tokenizer, history_k=2, max_prompt_tokens=no_list + 200)
+    prompt = builder.build("t", "You are in the kitchen.", HISTORY, actions)
+    assert len(prompt.token_ids) <= builder.max_prompt_tokens
+    shown = prompt.text.split("Admissible actions: ")[1].split("\n")[0].split(", ")
+    assert shown[-1] == f"… {prompt.actions_cut} more" and 0 < prompt.actions_cut < len(actions)
+    assert shown[:-1] == actions[: len(actions) - prompt.actions_cut]  # the head, in order
+    assert "Current observation:\nYou are in the kitchen." in prompt.text and prompt.obs_cut == 0
+    # one action more would not fit
+    longer = actions[: len(shown)] + [f"… {prompt.actions_cut - 1} more"]
+    assert len(base.build("t", "You are in the kitchen.", (), longer).token_ids) > builder.max_prompt_tokens
+    # a list that fits is left whole
+    assert builder.build("t", "You are in the kitchen.", (), actions[:3]).actions_cut == 0
+
+
 def test_from_config(tokenizer):
     config = AgentConfig(model="m", history_k=1, response_format="think_action", max_prompt_tokens=77)
     builder = PromptBuilder.from_config(tokenizer, config)
