@@ -66,6 +66,7 @@ class StepRow:
         expert_action: the env's expert action in this state, when it has one.
         env_error: the env's error message when it crashed on this step.
         obs_cut: characters cut from the observation to fit the budget (rare).
+        actions_cut: admissible actions left off the prompt's list to fit the budget (rare).
         anchor_key: a stable 63-bit hash of ``anchor`` (:func:`anchor_key`), computed when
             the row is made, so credit groups integers instead of hashing text.
         next_anchor_key: :func:`anchor_key` of the state the action led to (the next row's
@@ -99,6 +100,7 @@ class StepRow:
     expert_action: str | None
     env_error: str | None
     obs_cut: int = 0
+    actions_cut: int = 0
     anchor_key: int = -1
     next_anchor_key: int = -1
     entropy: float | None = None
@@ -190,6 +192,7 @@ class TrajectoryBatch:
             "rollout/invalid": float(np.mean([not r.valid_action for r in rows])),
             "rollout/history_cut": int(sum(r.history_cut for r in rows)),
             "rollout/obs_cut": int(sum(r.obs_cut > 0 for r in rows)),
+            "rollout/actions_cut": int(sum(r.actions_cut > 0 for r in rows)),
             "rollout/env_errors": int(sum(any(r.env_error for r in ep) for ep in episodes)),
             "rollout/truncated": float(np.mean([ep[-1].truncated for ep in episodes])),
             "rollout/prompt_tokens": float(np.mean([len(r.prompt_ids) for r in rows])),
@@ -422,6 +425,7 @@ def rollout(
                         expert_action=ep.info.get("expert_action"),
                         env_error=env_error,
                         obs_cut=prompt.obs_cut,
+                        actions_cut=prompt.actions_cut,
                         anchor_key=ep.anchor_key,
                         entropy=getattr(sample, "entropy", None),
                     )
