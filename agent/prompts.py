@@ -297,15 +297,9 @@ class PromptBuilder:
                 f"already has {len(ids)} tokens (system prompt, task, tools"
                 f"{'' if actions_cut else ', admissible actions'}). Raise max_prompt_tokens."
             )
-        low, high, best = 0, len(observation) - 1, (0, text, ids)
-        while low <= high:  # most characters that still fit
-            mid = (low + high) // 2
-            text, ids = self.render(task, shortened(mid), (), admissible_actions, tools)
-            if len(ids) <= self.max_prompt_tokens:
-                best, low = (mid, text, ids), mid + 1
-            else:
-                high = mid - 1
-        keep, text, ids = best
+        keep, (text, ids) = _largest_fitting(
+            0, len(observation) - 1, lambda n: self.render(task, shortened(n), (), admissible_actions, tools),
+            self.max_prompt_tokens) or (0, (text, ids))  # most characters that still fit
         return Prompt(ids, text, history_cut=history_cut, obs_cut=len(observation) - keep, actions_cut=actions_cut)
 
     def _cut_actions(self, task, observation, actions: list[str], tools) -> tuple[list[str], int]:
@@ -315,13 +309,22 @@ class PromptBuilder:
             return actions[:n] + [f"… {len(actions) - n} more"]
 
         for obs in (observation, ""):
-            low, high, best = 0, len(actions) - 1, None
-            while low <= high:
-                mid = (low + high) // 2
-                if len(self.render(task, obs, (), listed(mid), tools)[1]) <= self.max_prompt_tokens:
-                    best, low = mid, mid + 1
-                else:
-                    high = mid - 1
-            if best is not None:
-                return listed(best), len(actions) - best
+            found = _largest_fitting(0, len(actions) - 1, lambda n: self.render(task, obs, (), listed(n), tools),
+                                     self.max_prompt_tokens)
+            if found is not None:
+                return listed(found[0]), len(actions) - found[0]
         return [], len(actions)
+
+
+def _largest_fitting(low: int, high: int, render, budget: int):
+    """The largest n in [low, high] whose ``render(n)`` = (text, ids) has at most ``budget`` ids, with that
+    rendering, as ``(n, (text, ids))``; None if none fits. Prompt length grows with n (binary search)."""
+    best = None
+    while low <= high:
+        mid = (low + high) // 2
+        rendered = render(mid)
+        if len(rendered[1]) <= budget:
+            best, low = (mid, rendered), mid + 1
+        else:
+            high = mid - 1
+    return best
