@@ -239,3 +239,15 @@ def test_dagger_rounds_label_the_policys_own_states_and_train_on_them(tiny_model
     # every policy step in Coin Collector has an expert action: 3 episodes × 1..4 turns, per round
     assert 2 * 3 <= m["sft/dagger_examples"] <= 2 * 3 * 4
     assert 0.0 <= m["sft/dagger_success_first"] <= 1.0 and 0.0 <= m["sft/dagger_success_last"] <= 1.0
+
+
+def test_sft_without_a_progress_bar_prints_a_line_every_tenth_of_its_steps(tiny_model, tmp_path, capsys):
+    """steprl bench runs with run.progress=false into a log file: a long warm start says where it is."""
+    from steprl.config import load_run_config
+    from steprl.trainer.loop import RLRun
+
+    overrides = ["tiny_model=null", f"agent.model={tiny_model}", *TINY, "sft.steps=20", "sft.episodes=4",
+                 "run.iterations=0", f"run.dir={tmp_path / 'run'}"]
+    RLRun(load_run_config("configs/quickstart.yaml", overrides)).run()
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("SFT step ")]
+    assert [line.split(":")[0] for line in lines] == [f"SFT step {n}/20" for n in range(2, 20, 2)]
