@@ -251,6 +251,8 @@ class PlannedRun:
     """Hash of the final evaluation's settings."""
     eval_temperature: float
     """Temperature of the sampled evaluation."""
+    requires: list["PlannedRun"] = dataclasses.field(default_factory=list, repr=False)
+    """The planned runs named in ``needs`` (the seed's SFT start), to check a reused run started from them."""
     archived: dict | None = None
     """This run's entry in the suite's committed table (``{"result": ..., "config": ...}``), if there is one: a run
     whose directory is gone (``runs/`` is not committed) is reused from it when its config is the planned one."""
@@ -327,7 +329,8 @@ def plan_suite(suite: Suite, out: str | Path = "runs/bench", *, jobs: int = 1,
             keys[row] = _digest({"config": _identity(config, root), "after": [keys[n] for n in needs]})
             eval_key = _digest({**suite.eval.model_dump(), "temperature": temperature})
             runs.append(PlannedRun(row, seed, run_dir, config, overrides, [f"seed{seed}/{n}" for n in needs],
-                                   keys[row], eval_key, temperature))
+                                   keys[row], eval_key, temperature,
+                                   requires=[r for r in runs if r.seed == seed and r.row in needs]))
     return runs
 
 
@@ -363,7 +366,7 @@ def read_result(run: PlannedRun) -> dict | None:
     result = entry["result"]
     if result.get("eval_key") != run.eval_key:
         return None
-    if result.get("key") == run.key or _same_saved_config(entry.get("config"), run):
+    if result.get("key") == run.key or (_same_saved_config(entry.get("config"), run) and _started_from(run, result)):
         return {**result, "archived": True}
     return None
 
@@ -378,7 +381,29 @@ def _disk_result(run: PlannedRun) -> dict | None:
         return None
     if result.get("eval_key") != run.eval_key:
         return None
-    return result if result.get("key") == run.key or _same_config(run) else None
+    return result if result.get("key") == run.key or (_same_config(run) and _started_from(run, result)) else None
+
+
+def _started_from(run: PlannedRun, result: dict) -> bool:
+    """Whether a run reused or resumed by its config (its key from older code) started from what its needed runs
+    are now (``result``: its result or its job).
+
+    Its config names the SFT start by path only, so a start redone since (another tiny model, more SFT steps)
+    leaves it unchanged. The result records the key of each run it started from (``after``); results written before
+    that record the start's weights (``start_weights_sha256``), compared with the seed's SFT start.
+    """
+    for dep in run.requires:
+        now = read_result(dep)
+        if now is None:
+            return False
+        after = result.get("after")
+        if isinstance(after, dict):
+            if after.get(dep.id) != now.get("key"):
+                return False
+        elif dep.row == SFT_START and not run.is_sft and result.get("start_weights_sha256") is not None:
+            if result["start_weights_sha256"] != now.get("start_weights_sha256"):
+                return False
+    return True
 
 
 def load_archive(results_dir: str | Path, suite_name: str) -> dict[str, dict]:
@@ -402,7 +427,7 @@ def _same_config(run: PlannedRun) -> bool:
 
     A key is a digest of the whole config, so a setting added to the code since (with its
     default) changes every key; the saved config, validated again, gets that default too and
-    still equals the plan. (A run it needs is checked on its own, not through this one.)
+    still equals the plan. (That it started from what its needed runs are now: :func:`_started_from`.)
     """
     job = run.run_dir / JOB
     try:
@@ -437,9 +462,10 @@ def run_state(run: PlannedRun) -> tuple[str, int | None]:
     if read_result(run) is not None:
         return "finished", None
     job = run.run_dir / JOB
-    saved = json.loads(job.read_text()).get("key") if job.is_file() else None
+    launched = json.loads(job.read_text()) if job.is_file() else {}
+    saved = launched.get("key")
     checkpoints = list_checkpoints(run.run_dir)
-    if saved is not None and saved != run.key and _same_config(run):
+    if saved is not None and saved != run.key and _same_config(run) and _started_from(run, launched):
         saved = run.key
     if saved == run.key and checkpoints:
         return "resume", int(checkpoints[-1].name.split("_")[-1])
@@ -617,7 +643,8 @@ def _launch(run: PlannedRun, suite: Suite, commit: str, env: dict) -> tuple[subp
     job = {"id": run.id, "row": run.row, "seed": run.seed, "key": run.key, "eval_key": run.eval_key,
            "config": run.config.model_dump(mode="json"), "overrides": run.overrides, "resume": state == "resume",
            "imports": suite.imports, "commit": commit, "export_start_model": run.row == SFT_START,
-           "eval": {**suite.eval.model_dump(), "temperature": run.eval_temperature}}
+           "eval": {**suite.eval.model_dump(), "temperature": run.eval_temperature},
+           "after": {dep.id: (read_result(dep) or {}).get("key") for dep in run.requires}}
     (run.run_dir / JOB).write_text(json.dumps(job, indent=2))
     log = open(run.run_dir / LOG, "a", encoding="utf-8")
     log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {run.id} ({'resume' if job['resume'] else 'fresh'}) ===\n")
@@ -671,7 +698,7 @@ def run_job(job_path: str | Path) -> int:
     records = list({r["iteration"]: r for r in map(json.loads, filter(str.strip, lines))}.values())  # last per iteration
     result = {
         "id": job["id"], "row": job["row"], "seed": job["seed"], "key": job["key"], "eval_key": job["eval_key"],
-        "commit": job["commit"], "overrides": job["overrides"], "resumed_at": resumed_at,
+        "commit": job["commit"], "overrides": job["overrides"], "resumed_at": resumed_at, "after": job.get("after", {}),
         **figures,
         "eval_at_start": next((h["eval/success_rate"] for h in history if h["iteration"] == 0), None),
         "curve": [[h["iteration"], h["eval/success_rate"]] for h in history],

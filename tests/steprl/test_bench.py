@@ -335,6 +335,35 @@ def test_a_setting_added_to_the_code_since_keeps_finished_runs(toy_bench):
 
 
 @pytest.mark.slow
+def test_a_run_reused_by_its_config_must_have_started_from_the_seeds_start_as_it_is_now(toy_bench):
+    """A method's config names the SFT start by path only: a start redone since (other weights, another key) makes
+    the method stale even when its own config, read by today's code, is unchanged."""
+    path, tree, _, _, _ = toy_bench
+    grpo, start = tree / "grpo", tree / "sft_start"
+    texts = {p: p.read_text() for p in (grpo / "job.json", grpo / "result.json", start / "result.json")}
+    try:
+        job, result = json.loads(texts[grpo / "job.json"]), json.loads(texts[grpo / "result.json"])
+        start_result = json.loads(texts[start / "result.json"])
+        assert result["after"] == {"seed0/sft_start": start_result["key"]}  # recorded at launch
+        job["key"] = result["key"] = "0" * 16  # older code's digest: reused by its config
+        (grpo / "job.json").write_text(json.dumps(job))
+        (grpo / "result.json").write_text(json.dumps(result))
+        run = next(r for r in bench.plan_suite(bench.load_suite(path), tree.parent.parent) if r.row == "grpo")
+        assert [dep.id for dep in run.requires] == ["seed0/sft_start"]
+        assert bench.read_result(run) is not None
+        (start / "result.json").write_text(json.dumps({**start_result, "key": "1" * 16}))  # the start redone
+        assert bench.read_result(run) is None and bench.run_state(run) == ("stale", None)
+        del result["after"]  # a result from before `after`: the start's weights decide
+        (grpo / "result.json").write_text(json.dumps(result))
+        assert bench.read_result(run) is not None
+        (start / "result.json").write_text(json.dumps({**start_result, "key": "1" * 16, "start_weights_sha256": "f" * 64}))
+        assert bench.read_result(run) is None and bench.run_state(run) == ("stale", None)
+    finally:
+        for p, text in texts.items():
+            p.write_text(text)
+
+
+@pytest.mark.slow
 def test_a_fresh_checkout_reuses_the_committed_table_and_redoes_a_needed_start(toy_bench, tmp_path, capsys):
     """runs/ is not committed: the table's JSON carries each run's result and config, so a checkout without the run
     directories reuses them; a new method redoes its seed's SFT start (same weights and figures, checked)."""
