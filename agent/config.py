@@ -61,6 +61,8 @@ class AgentConfig(BaseModel):
     """vLLM context length; None = max_prompt_tokens + max_new_tokens."""
     vllm_enable_prefix_caching: bool = True
     """vLLM: reuse the KV cache of shared prompt prefixes (reset after every weight update)."""
+    vllm_entropy_top_k: int = Field(20, ge=0)
+    """vLLM: per-token entropy from the top-k log-probs (k above 20 raises vLLM's log-prob cap); 0 = no entropy."""
     trust_remote_code: bool = False
     """Allow model folders that ship their own modeling code."""
 

@@ -49,6 +49,7 @@ def make_engine(config, *, path=None, module=None, tokenizer=None, seed: int = 0
             kv_cache_gib=config.vllm_kv_cache_gib,
             max_model_len=config.vllm_max_model_len or config.max_prompt_tokens + config.max_new_tokens,
             enable_prefix_caching=config.vllm_enable_prefix_caching,
+            entropy_top_k=config.vllm_entropy_top_k,
             trust_remote_code=config.trust_remote_code,
             seed=seed,
         )

@@ -27,16 +27,17 @@ class RecordingVLLM:
 
 
 VLLM_SETTINGS = ["agent.engine=vllm", "agent.vllm_gpu_memory_utilization=0.3", "agent.vllm_kv_cache_gib=2.5",
-                 "agent.vllm_max_model_len=777", "agent.vllm_enable_prefix_caching=false", "agent.dtype=float32"]
+                 "agent.vllm_max_model_len=777", "agent.vllm_enable_prefix_caching=false", "agent.dtype=float32",
+                 "agent.vllm_entropy_top_k=0"]
 EXPECTED = {"dtype": "float32", "gpu_memory_utilization": 0.3, "kv_cache_gib": 2.5, "max_model_len": 777,
-            "enable_prefix_caching": False, "trust_remote_code": False, "seed": 5}
+            "enable_prefix_caching": False, "entropy_top_k": 0, "trust_remote_code": False, "seed": 5}
 
 
 def test_make_engine_passes_every_vllm_setting(monkeypatch, tmp_path):
     monkeypatch.setattr(engines, "VLLMEngine", RecordingVLLM)
     config = AgentConfig(model=str(tmp_path), engine="vllm", vllm_gpu_memory_utilization=0.3, vllm_kv_cache_gib=2.5,
                          vllm_max_model_len=777, vllm_enable_prefix_caching=False, dtype="float32",
-                         trust_remote_code=True)
+                         vllm_entropy_top_k=0, trust_remote_code=True)
     engine = engines.make_engine(config, seed=5)
     assert engine.model_path == str(tmp_path)
     assert engine.kwargs == {**EXPECTED, "trust_remote_code": True}
