@@ -64,6 +64,8 @@ __all__ = ["Suite", "load_suite", "PlannedRun", "plan_suite", "run_suite", "buil
 SFT_START = "sft_start"
 SFT_PLATEAU = "sft_plateau"
 RESULT = "result.json"
+STARTED_FROM = ("start_weights_sha256", "base_weights_sha256")
+"""What a run's result records of the weights it started from (its SFT start's: what it exported and its base model)."""
 JOB = "job.json"
 LOG = "log.txt"
 START_MODEL = "start_model"
@@ -389,20 +391,20 @@ def _started_from(run: PlannedRun, result: dict) -> bool:
     are now (``result``: its result or its job).
 
     Its config names the SFT start by path only, so a start redone since (another tiny model, more SFT steps)
-    leaves it unchanged. The result records the key of each run it started from (``after``); results written before
-    that record the start's weights (``start_weights_sha256``), compared with the seed's SFT start.
+    leaves it unchanged. What it started from is compared by content: a method's start weights
+    (``start_weights_sha256``), the plateau's base model (``base_weights_sha256``), as recorded at its launch
+    (``after``) or, in results written before that, by the method itself. A start redone with the same weights
+    (a fresh checkout's redo) still matches.
     """
+    field = "base_weights_sha256" if run.row == SFT_PLATEAU else "start_weights_sha256"
     for dep in run.requires:
         now = read_result(dep)
         if now is None:
             return False
         after = result.get("after")
-        if isinstance(after, dict):
-            if after.get(dep.id) != now.get("key"):
-                return False
-        elif dep.row == SFT_START and not run.is_sft and result.get("start_weights_sha256") is not None:
-            if result["start_weights_sha256"] != now.get("start_weights_sha256"):
-                return False
+        recorded = (after.get(dep.id) or {}).get(field) if isinstance(after, dict) else result.get(field)
+        if recorded is not None and now.get(field) is not None and recorded != now[field]:
+            return False
     return True
 
 
@@ -644,7 +646,7 @@ def _launch(run: PlannedRun, suite: Suite, commit: str, env: dict) -> tuple[subp
            "config": run.config.model_dump(mode="json"), "overrides": run.overrides, "resume": state == "resume",
            "imports": suite.imports, "commit": commit, "export_start_model": run.row == SFT_START,
            "eval": {**suite.eval.model_dump(), "temperature": run.eval_temperature},
-           "after": {dep.id: (read_result(dep) or {}).get("key") for dep in run.requires}}
+           "after": {dep.id: {k: (read_result(dep) or {}).get(k) for k in ("key", *STARTED_FROM)} for dep in run.requires}}
     (run.run_dir / JOB).write_text(json.dumps(job, indent=2))
     log = open(run.run_dir / LOG, "a", encoding="utf-8")
     log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {run.id} ({'resume' if job['resume'] else 'fresh'}) ===\n")
@@ -685,6 +687,13 @@ def run_job(job_path: str | Path) -> int:
     else:
         RLRun(cfg, resume=resumed_at is not None).run()
     history = load_latest(run_dir).extra.get("eval_history", [])
+    base_sha = None  # the model SFT started from: the start's tiny model (built into its directory), or a local model
+    if job["row"] in (SFT_START, SFT_PLATEAU):
+        base = run_dir / "base_model" if job["row"] == SFT_START and cfg.tiny_model is not None else Path(cfg.agent.model)
+        try:
+            base_sha = weights_sha256(base)
+        except (FileNotFoundError, OSError):  # a hub id, not a directory
+            base_sha = None
 
     evaluated = run_dir
     if job["export_start_model"]:
@@ -703,6 +712,7 @@ def run_job(job_path: str | Path) -> int:
         "eval_at_start": next((h["eval/success_rate"] for h in history if h["iteration"] == 0), None),
         "curve": [[h["iteration"], h["eval/success_rate"]] for h in history],
         "start_weights_sha256": start_sha,
+        "base_weights_sha256": base_sha,
         "wall_s": training_seconds(records),
         "eval_s": time.perf_counter() - t_eval,
         "attempt_s": time.perf_counter() - t_start,

@@ -336,28 +336,50 @@ def test_a_setting_added_to_the_code_since_keeps_finished_runs(toy_bench):
 
 @pytest.mark.slow
 def test_a_run_reused_by_its_config_must_have_started_from_the_seeds_start_as_it_is_now(toy_bench):
-    """A method's config names the SFT start by path only: a start redone since (other weights, another key) makes
-    the method stale even when its own config, read by today's code, is unchanged."""
+    """A method's config names the SFT start by path only (the plateau its base model): a start redone since with
+    other weights makes them stale even when their own configs, read by today's code, are unchanged; a start redone
+    with the same weights under a new key (a fresh checkout's redo) does not."""
     path, tree, _, _, _ = toy_bench
-    grpo, start = tree / "grpo", tree / "sft_start"
-    texts = {p: p.read_text() for p in (grpo / "job.json", grpo / "result.json", start / "result.json")}
+    grpo, plateau, start = tree / "grpo", tree / "sft_plateau", tree / "sft_start"
+    files = [d / name for d in (grpo, plateau, start) for name in ("job.json", "result.json")]
+    texts = {p: p.read_text() for p in files}
+    load = lambda d, name: json.loads(texts[d / name])  # noqa: E731
     try:
-        job, result = json.loads(texts[grpo / "job.json"]), json.loads(texts[grpo / "result.json"])
-        start_result = json.loads(texts[start / "result.json"])
-        assert result["after"] == {"seed0/sft_start": start_result["key"]}  # recorded at launch
-        job["key"] = result["key"] = "0" * 16  # older code's digest: reused by its config
-        (grpo / "job.json").write_text(json.dumps(job))
-        (grpo / "result.json").write_text(json.dumps(result))
-        run = next(r for r in bench.plan_suite(bench.load_suite(path), tree.parent.parent) if r.row == "grpo")
-        assert [dep.id for dep in run.requires] == ["seed0/sft_start"]
-        assert bench.read_result(run) is not None
-        (start / "result.json").write_text(json.dumps({**start_result, "key": "1" * 16}))  # the start redone
+        start_result = load(start, "result.json")
+        assert start_result["base_weights_sha256"] is not None
+        assert start_result["base_weights_sha256"] != start_result["start_weights_sha256"]  # SFT changed the weights
+        assert load(plateau, "result.json")["base_weights_sha256"] == start_result["base_weights_sha256"]
+        recorded = {"key": start_result["key"], "start_weights_sha256": start_result["start_weights_sha256"],
+                    "base_weights_sha256": start_result["base_weights_sha256"]}
+        for d in (grpo, plateau):  # recorded at launch; older code's digest: reused by config
+            assert load(d, "result.json")["after"] == {"seed0/sft_start": recorded}
+            job, result = load(d, "job.json"), load(d, "result.json")
+            job["key"] = result["key"] = "0" * 16
+            (d / "job.json").write_text(json.dumps(job))
+            (d / "result.json").write_text(json.dumps(result))
+        planned = {r.row: r for r in bench.plan_suite(bench.load_suite(path), tree.parent.parent)}
+        run, plateau_run = planned["grpo"], planned["sft_plateau"]
+        assert [dep.id for dep in run.requires] == ["seed0/sft_start"] == [d.id for d in plateau_run.requires]
+
+        def set_start(**changes):
+            (start / "result.json").write_text(json.dumps({**start_result, **changes}))
+
+        assert bench.read_result(run) is not None and bench.read_result(plateau_run) is not None
+        set_start(key="1" * 16)  # redone under a new key, same weights
+        assert bench.read_result(run) is not None and bench.read_result(plateau_run) is not None
+        set_start(start_weights_sha256="f" * 64)  # redone with other SFT weights
         assert bench.read_result(run) is None and bench.run_state(run) == ("stale", None)
-        del result["after"]  # a result from before `after`: the start's weights decide
+        assert bench.read_result(plateau_run) is not None  # the plateau did not start from those
+        set_start(base_weights_sha256="e" * 64)  # another base model
+        assert bench.read_result(plateau_run) is None and bench.run_state(plateau_run) == ("stale", None)
+        result = load(grpo, "result.json")
+        del result["after"]
+        result["key"] = "0" * 16  # a result from before `after`: its own start weights decide
         (grpo / "result.json").write_text(json.dumps(result))
+        set_start(key="1" * 16)
         assert bench.read_result(run) is not None
-        (start / "result.json").write_text(json.dumps({**start_result, "key": "1" * 16, "start_weights_sha256": "f" * 64}))
-        assert bench.read_result(run) is None and bench.run_state(run) == ("stale", None)
+        set_start(start_weights_sha256="f" * 64)
+        assert bench.read_result(run) is None
     finally:
         for p, text in texts.items():
             p.write_text(text)
