@@ -397,11 +397,11 @@ def _started_from(run: PlannedRun, result: dict) -> bool:
     (a fresh checkout's redo) still matches.
     """
     field = "base_weights_sha256" if run.row == SFT_PLATEAU else "start_weights_sha256"
+    after = result.get("after")
     for dep in run.requires:
         now = read_result(dep)
         if now is None:
             return False
-        after = result.get("after")
         recorded = (after.get(dep.id) or {}).get(field) if isinstance(after, dict) else result.get(field)
         if recorded is not None and now.get(field) is not None and recorded != now[field]:
             return False
@@ -646,7 +646,7 @@ def _launch(run: PlannedRun, suite: Suite, commit: str, env: dict) -> tuple[subp
            "config": run.config.model_dump(mode="json"), "overrides": run.overrides, "resume": state == "resume",
            "imports": suite.imports, "commit": commit, "export_start_model": run.row == SFT_START,
            "eval": {**suite.eval.model_dump(), "temperature": run.eval_temperature},
-           "after": {dep.id: {k: (read_result(dep) or {}).get(k) for k in ("key", *STARTED_FROM)} for dep in run.requires}}
+           "after": {dep.id: _started_from_record(dep) for dep in run.requires}}
     (run.run_dir / JOB).write_text(json.dumps(job, indent=2))
     log = open(run.run_dir / LOG, "a", encoding="utf-8")
     log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {run.id} ({'resume' if job['resume'] else 'fresh'}) ===\n")
@@ -655,6 +655,12 @@ def _launch(run: PlannedRun, suite: Suite, commit: str, env: dict) -> tuple[subp
     proc = subprocess.Popen([sys.executable, "-c", code, str(run.run_dir / JOB)], stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, env=env)
     return proc, log
+
+
+def _started_from_record(dep: PlannedRun) -> dict:
+    """What a run records at launch of a run it starts from: its key and :data:`STARTED_FROM` weights."""
+    result = read_result(dep) or {}
+    return {k: result.get(k) for k in ("key", *STARTED_FROM)}
 
 
 def _figures(result: dict) -> str:
@@ -692,8 +698,8 @@ def run_job(job_path: str | Path) -> int:
         base = run_dir / "base_model" if job["row"] == SFT_START and cfg.tiny_model is not None else Path(cfg.agent.model)
         try:
             base_sha = weights_sha256(base)
-        except (FileNotFoundError, OSError):  # a hub id, not a directory
-            base_sha = None
+        except OSError:  # a hub id, not a directory
+            pass
 
     evaluated = run_dir
     if job["export_start_model"]:

@@ -327,14 +327,15 @@ class RLRun:
         # Without a progress bar (steprl bench, logs to files) a line every tenth of the steps, so a
         # long warm start is not silent for minutes.
         every = max(1, cfg.sft.steps // 10) if not cfg.run.progress else 0
-        done = [0]
+        done = 0
 
         def on_step(loss: float) -> None:
+            nonlocal done
             bar.update()
             bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-            done[0] += 1
-            if every and (done[0] % every == 0 and done[0] < cfg.sft.steps):
-                self.say(f"SFT step {done[0]}/{cfg.sft.steps}: loss {loss:.3f} ({time.perf_counter() - t0:.0f}s)")
+            done += 1
+            if every and done % every == 0 and done < cfg.sft.steps:
+                self.say(f"SFT step {done}/{cfg.sft.steps}: loss {loss:.3f} ({time.perf_counter() - t0:.0f}s)")
 
         rng = np.random.default_rng([cfg.run.seed, 7])
         losses = sft.fit(examples, steps=cfg.sft.steps, batch_size=cfg.sft.batch_size, rng=rng, on_step=on_step)
