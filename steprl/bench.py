@@ -246,7 +246,6 @@ class PlannedRun:
     run_dir: Path
     config: Any  # RunConfig
     overrides: list[str]
-    needs: list[str]
     key: str
     """Hash of the resolved config (bookkeeping left out) and of the keys of the runs it starts from."""
     eval_key: str
@@ -254,7 +253,8 @@ class PlannedRun:
     eval_temperature: float
     """Temperature of the sampled evaluation."""
     requires: list["PlannedRun"] = dataclasses.field(default_factory=list, repr=False)
-    """The planned runs named in ``needs`` (the seed's SFT start), to check a reused run started from them."""
+    """The planned runs this one starts from (the seed's SFT start): it waits for them, and a reused run must have
+    started from them as they are now."""
     archived: dict | None = None
     """This run's entry in the suite's committed table (``{"result": ..., "config": ...}``), if there is one: a run
     whose directory is gone (``runs/`` is not committed) is reused from it when its config is the planned one."""
@@ -262,6 +262,11 @@ class PlannedRun:
     @property
     def id(self) -> str:
         return f"seed{self.seed}/{self.row}"
+
+    @property
+    def needs(self) -> list[str]:
+        """The ids of the runs in :attr:`requires`."""
+        return [dep.id for dep in self.requires]
 
     @property
     def is_sft(self) -> bool:
@@ -330,8 +335,7 @@ def plan_suite(suite: Suite, out: str | Path = "runs/bench", *, jobs: int = 1,
                                   "set eval.temperature > 0 for the sampled evaluation")
             keys[row] = _digest({"config": _identity(config, root), "after": [keys[n] for n in needs]})
             eval_key = _digest({**suite.eval.model_dump(), "temperature": temperature})
-            runs.append(PlannedRun(row, seed, run_dir, config, overrides, [f"seed{seed}/{n}" for n in needs],
-                                   keys[row], eval_key, temperature,
+            runs.append(PlannedRun(row, seed, run_dir, config, overrides, keys[row], eval_key, temperature,
                                    requires=[r for r in runs if r.seed == seed and r.row in needs]))
     return runs
 
