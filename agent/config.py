@@ -29,7 +29,9 @@ class AgentConfig(BaseModel):
     device: str = "auto"
     """Torch device of the HF engine; `auto` = CUDA when present, else CPU."""
     temperature: float = Field(1.0, ge=0)
-    """Sampling temperature; 0 = greedy."""
+    """Sampling temperature; 0 = greedy. In training this shapes only which responses are sampled: the recorded
+    log-probs and the trainer's are the model's own at temperature 1, so below 1 the rollouts come from a sharper
+    distribution than the one the policy gradient weighs."""
     top_p: float = Field(1.0, gt=0, le=1)
     """Nucleus sampling mass; 1 = off."""
     top_k: int = Field(0, ge=0)
