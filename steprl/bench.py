@@ -321,7 +321,7 @@ def plan_suite(suite: Suite, out: str | Path = "runs/bench", *, jobs: int = 1,
         for name, method in suite.methods.items():
             rows.append((name, [*method.overrides, "tiny_model=null", f"agent.model={start_dir / START_MODEL}",
                                 "sft.steps=0"], [SFT_START]))
-        keys: dict[str, str] = {}
+        planned: dict[str, PlannedRun] = {}  # this seed's rows so far, by row
         for row, extra, needs in rows:
             run_dir = seed_dir / row
             overrides = [*suite.overrides, *budget, f"run.seed={seed}", f"run.dir={run_dir}", *bookkeeping, *extra]
@@ -333,10 +333,12 @@ def plan_suite(suite: Suite, out: str | Path = "runs/bench", *, jobs: int = 1,
             if temperature <= 0:
                 raise ConfigError(f"eval.temperature: run seed{seed}/{row} trains at agent.temperature=0; "
                                   "set eval.temperature > 0 for the sampled evaluation")
-            keys[row] = _digest({"config": _identity(config, root), "after": [keys[n] for n in needs]})
+            requires = [planned[n] for n in needs]
+            key = _digest({"config": _identity(config, root), "after": [dep.key for dep in requires]})
             eval_key = _digest({**suite.eval.model_dump(), "temperature": temperature})
-            runs.append(PlannedRun(row, seed, run_dir, config, overrides, keys[row], eval_key, temperature,
-                                   requires=[r for r in runs if r.seed == seed and r.row in needs]))
+            planned[row] = PlannedRun(row, seed, run_dir, config, overrides, key, eval_key, temperature,
+                                      requires=requires)
+            runs.append(planned[row])
     return runs
 
 
